@@ -1,0 +1,1 @@
+//! The plan file as serde reads it, before validation.

@@ -1,0 +1,1 @@
+//! Checks on a parsed plan: names, references, cycles, templates.
