@@ -1,4 +1,5 @@
 //! runner
+pub mod events;
 use crate::config::RunOptions;
 use crate::error::Result;
 

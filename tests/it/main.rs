@@ -1,0 +1,11 @@
+//! The one integration-test binary: every test drives the built `borg-batch` binary (or the
+//! library) on temporary folders with real child processes.
+
+mod support;
+
+mod claude;
+mod patches;
+mod plan_errors;
+mod process;
+mod reports;
+mod run;
