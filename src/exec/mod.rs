@@ -1,1 +1,272 @@
-//! exec
+//! Running one child process to completion without ever hanging the runner.
+//!
+//! Each child gets its own process group (`process_group(0)`: keeps the posix_spawn fast
+//! path), its stdin from a file (no writer thread, no EPIPE), and two reader threads that
+//! drain stdout and stderr into a capped log from spawn to EOF. The timeout is enforced with
+//! `wait-timeout`: SIGTERM to the whole group, SIGKILL after the grace period. When the
+//! leader exits, whatever it left in its group is killed within [`LEAK_TIMEOUT`]; if such a
+//! leftover held the output open, the outcome says `leaked`. Pipe readers are never joined
+//! without a deadline.
+//!
+//! Never signals a group whose leader has been reaped unless members still hold the id.
+
+pub mod capture;
+pub mod groups;
+pub mod signals;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use wait_timeout::ChildExt;
+
+use capture::{CappedLog, ResultScanner, SharedLog};
+use groups::{registry, signal_group};
+
+/// How long after the leader exits its output may stay open before leftovers are killed
+/// (nextest found 100 ms gave false positives on loaded machines).
+pub const LEAK_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long to wait for output to close after the group was killed (only a process that
+/// escaped the group with `setsid` can hold it longer; then we stop waiting).
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Added to (or replacing in) the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Removed from the inherited environment.
+    pub env_remove: Vec<OsString>,
+    /// Standard input comes from this file; `None` = `/dev/null`.
+    pub stdin: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Where the group is recorded while it runs, for a later run to end it if we die.
+    pub record: Option<PathBuf>,
+    /// Scan stdout for the agent's result line.
+    pub scan_result: bool,
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// It could not be started; the words say why.
+    NotStarted(String),
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub exit: Exit,
+    pub timed_out: bool,
+    /// A leftover process held the output open after the leader exited.
+    pub leaked: bool,
+    pub duration: Duration,
+    /// The last `{"type":"result",...}` line of stdout.
+    pub result_line: Option<String>,
+    /// Bytes of output before capping.
+    pub output_bytes: u64,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.exit {
+            Exit::Code(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `spec` to completion, writing its output into `log`.
+pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
+    let started = Instant::now();
+    let not_started = |why: String| Outcome {
+        exit: Exit::NotStarted(why),
+        timed_out: false,
+        leaked: false,
+        duration: started.elapsed(),
+        result_line: None,
+        output_bytes: 0,
+    };
+    let stdin = match &spec.stdin {
+        Some(path) => match File::open(path) {
+            Ok(f) => Stdio::from(f),
+            Err(e) => return not_started(format!("cannot open `{}`: {e}", path.display())),
+        },
+        None => Stdio::null(),
+    };
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for name in &spec.env_remove {
+        command.env_remove(name);
+    }
+    command.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return not_started(format!("cannot start `{}`: {e}", spec.program.display()));
+        }
+    };
+    let pgid = i32::try_from(child.id()).expect("pids fit in i32");
+    registry().add(pgid, spec.record.as_deref());
+    if signals::interrupted() {
+        // The run was interrupted between scheduling and spawning: the signal thread did
+        // not see this group.
+        signal_group(pgid, Signal::SIGTERM);
+    }
+
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let scanner = Arc::new(Mutex::new(ResultScanner::default()));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let readers = [
+        spawn_reader(stdout, log, spec.scan_result.then(|| scanner.clone()), &done_tx),
+        spawn_reader(stderr, log, None, &done_tx),
+    ];
+    drop(done_tx);
+
+    let (status, timed_out) = wait_with_timeout(&mut child, pgid, spec.timeout, spec.grace);
+
+    // The leader is reaped. Give its output a short, fixed time to close (never re-armed by
+    // more output), then end whatever it left behind in its group.
+    let deadline = Instant::now() + LEAK_TIMEOUT;
+    let mut open = readers.len();
+    while open > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(()) => open -= 1,
+            Err(_) => break,
+        }
+    }
+    let leaked = open > 0;
+    signal_group(pgid, Signal::SIGKILL);
+    if leaked {
+        let deadline = Instant::now() + DRAIN_AFTER_KILL;
+        while open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match done_rx.recv_timeout(left) {
+                Ok(()) => open -= 1,
+                Err(_) => {
+                    log::warn!(
+                        "output of `{}` is still held open by a process outside its group \
+                         (setsid?); no longer waiting for it",
+                        spec.program.display()
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    registry().remove(pgid);
+    if open == 0 {
+        for reader in readers {
+            let _ = reader.join();
+        }
+    }
+    let result_line = if spec.scan_result {
+        std::mem::take(&mut *scanner.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .finish()
+    } else {
+        None
+    };
+    let exit = match status {
+        Ok(status) => exit_of(status),
+        Err(e) => Exit::NotStarted(format!("waiting for the agent failed: {e}")),
+    };
+    let output_bytes = capture::lock(log).total();
+    Outcome {
+        exit,
+        timed_out,
+        leaked,
+        duration: started.elapsed(),
+        result_line,
+        output_bytes,
+    }
+}
+
+/// Waits for the leader, ending the group on timeout: SIGTERM, then SIGKILL after `grace`.
+/// Signals are sent only while the leader is unreaped, so the group id is still ours.
+fn wait_with_timeout(
+    child: &mut Child,
+    pgid: i32,
+    timeout: Duration,
+    grace: Duration,
+) -> (io::Result<ExitStatus>, bool) {
+    match child.wait_timeout(timeout) {
+        Ok(Some(status)) => return (Ok(status), false),
+        Ok(None) => {}
+        Err(e) => {
+            signal_group(pgid, Signal::SIGKILL);
+            return (Err(e), false);
+        }
+    }
+    log::info!("process group {pgid} timed out after {timeout:?}: SIGTERM");
+    signal_group(pgid, Signal::SIGTERM);
+    match child.wait_timeout(grace) {
+        Ok(Some(status)) => (Ok(status), true),
+        _ => {
+            log::info!("process group {pgid} still running after {grace:?}: SIGKILL");
+            signal_group(pgid, Signal::SIGKILL);
+            (child.wait(), true)
+        }
+    }
+}
+
+fn spawn_reader(
+    source: impl io::Read + Send + 'static,
+    log: &SharedLog,
+    scanner: Option<Arc<Mutex<ResultScanner>>>,
+    done: &mpsc::Sender<()>,
+) -> thread::JoinHandle<()> {
+    let log = log.clone();
+    let done = done.clone();
+    thread::Builder::new()
+        .name("borg-output".into())
+        .spawn(move || {
+            match scanner {
+                Some(scanner) => {
+                    // The scanner is only touched by this thread until EOF.
+                    let mut own = ResultScanner::default();
+                    capture::drain(source, &log, Some(&mut own));
+                    *scanner.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = own;
+                }
+                None => capture::drain(source, &log, None),
+            }
+            let _ = done.send(());
+        })
+        .expect("spawning an output reader thread")
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(sig)) => Exit::Signal(sig),
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+/// Opens `path` as a fresh capped log shared by a child's readers.
+pub fn open_log(path: &Path, secrets: &[String]) -> io::Result<SharedLog> {
+    let file = File::create(path)?;
+    Ok(Arc::new(Mutex::new(CappedLog::new(file, secrets))))
+}

@@ -9,3 +9,4 @@ use crate::error::{Error, Result};
 pub fn load(path: &Path) -> Result<Plan> {
     Err(Error::plan(path, "", "plan loading is not written yet"))
 }
+

@@ -2,8 +2,12 @@
 //! Markdown, JUnit and HTML renderings are made from it alone, so they can be rendered
 //! again later byte-identical (`borg-batch report`).
 
+pub mod html;
+pub mod junit;
+pub mod markdown;
 mod model;
 pub mod progress;
+pub mod summary;
 
 pub use model::{AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts};
 
@@ -20,7 +24,9 @@ pub fn render(report: &Report, format: Format) -> String {
             out.push('\n');
             out
         }
-        Format::Md | Format::Junit | Format::Html => String::new(),
+        Format::Md => markdown::render(report),
+        Format::Junit => junit::render(report),
+        Format::Html => html::render(report),
     }
 }
 

@@ -6,10 +6,23 @@
 //! not re-read files whose metadata did not change (with the racy-git caveat handled).
 //! File contents go to a content-addressed [`Store`] so diffs and retry roll-backs can read
 //! the before-state after the agent has changed it.
+//!
+//! Layout: [`walk`] takes snapshots, [`ignore`] matches patterns, [`store`] keeps blobs,
+//! [`restore`](mod@restore) rolls a tree back, [`cache`] saves a snapshot for the next run.
+
+mod cache;
+mod ignore;
+mod restore;
+mod store;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use ignore::Ignore;
+pub use store::Store;
+pub use walk::{WalkStats, take_with_stats};
 
 /// A path relative to the snapshot root, `/`-separated, as raw bytes (names need not be UTF-8).
 pub type RelPath = Vec<u8>;
@@ -50,6 +63,9 @@ pub struct Skipped {
 }
 
 /// The state of one folder tree at one moment.
+///
+/// Not JSON-serializable through its serde derives (its map keys are bytes): persist it
+/// with [`Snapshot::save`] and [`Snapshot::load`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub entries: BTreeMap<RelPath, Entry>,
@@ -58,68 +74,59 @@ pub struct Snapshot {
     pub skipped: Vec<Skipped>,
 }
 
-/// gitignore-style patterns that leave paths out of snapshots.
-#[derive(Debug, Clone, Default)]
-pub struct Ignore {
-    patterns: Vec<String>,
-}
+impl Snapshot {
+    /// Writes the snapshot to `path` atomically (JSON lines, one entry a line), for use as
+    /// the `previous` cache of a later [`take`] (e.g. `state/snapshot.jsonl`).
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        cache::save(self, path)
+    }
 
-impl Ignore {
-    pub fn new(patterns: &[String]) -> Ignore {
-        Ignore {
-            patterns: patterns.to_vec(),
+    /// Reads a snapshot written by [`Snapshot::save`]. A cache that cannot be read should
+    /// be treated as absent: [`take`] without it re-reads every file, nothing worse.
+    pub fn load(path: &Path) -> io::Result<Snapshot> {
+        cache::load(path)
+    }
+
+    /// The regular file at `path`, if any.
+    pub fn file(&self, path: &[u8]) -> Option<&FileMeta> {
+        match self.entries.get(path) {
+            Some(Entry::File(meta)) => Some(meta),
+            _ => None,
         }
-    }
-
-    /// Whether `path` (relative, `/`-separated) is left out; `is_dir` for folders.
-    pub fn is_ignored(&self, path: &[u8], is_dir: bool) -> bool {
-        let _ = (path, is_dir, &self.patterns);
-        false
-    }
-}
-
-/// A content-addressed blob store (`state/objects/`): contents by blake3 hash.
-#[derive(Debug, Clone)]
-pub struct Store {
-    root: PathBuf,
-}
-
-impl Store {
-    pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The content stored under `hash`.
-    pub fn read(&self, hash: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.root.join(hash))
     }
 }
 
 /// Walks `root` and records it. `previous` is a cache: files whose metadata did not change
-/// since it was taken keep its hash without being read.
+/// since it was taken keep its hash without being read. Paths matching `ignore` are left
+/// out (ignored folders are not entered). Regular files up to [`STORE_LIMIT`] are put in
+/// `store` (`state/objects/`, created if missing). Errors only when `root` itself cannot
+/// be walked or the store cannot be written; unreadable or special files below it are
+/// listed in [`Snapshot::skipped`].
 pub fn take(
     root: &Path,
     ignore: &Ignore,
     previous: Option<&Snapshot>,
     store: &Store,
 ) -> io::Result<Snapshot> {
-    let _ = (root, ignore, previous, store);
-    Err(io::Error::other("snapshots are not written yet"))
+    take_with_stats(root, ignore, previous, store).map(|(snap, _)| snap)
 }
 
 /// Puts `root` back the way `target` recorded it: removes what `target` lacks, rewrites
 /// what differs from the store, recreates symlinks and folders. `current` is a fresh
-/// snapshot of `root`. Returns the paths it could not restore (not stored, unwritable).
+/// snapshot of `root` (taken with the same ignore patterns, so ignored paths are left
+/// alone). Returns what it could not restore, one `path: reason` string each (lossy
+/// UTF-8); `Err` only when `root` itself cannot be opened.
+///
+/// Never touches anything outside `root` and never follows a symlink: every operation
+/// goes through folder descriptors opened with `O_NOFOLLOW`.
 pub fn restore(
     root: &Path,
     target: &Snapshot,
     current: &Snapshot,
     store: &Store,
 ) -> io::Result<Vec<String>> {
-    let _ = (root, target, current, store);
-    Err(io::Error::other("restore is not written yet"))
+    restore::restore(root, target, current, store)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,241 @@
-//! workspace
+//! An instance's workspace (SPEC.md "Workspaces"):
+//!
+//! ```text
+//! <workspaces>/<instance>/
+//!   session.md       role context, then a "## Task: <time>" section per task
+//!   project-files/   the agent's working directory; the only thing snapshotted
+//!   logs/            a line per attempt
+//!   state/           the runner's own: session id, snapshot store, lock, agent config
+//! ```
+//!
+//! Writes only inside `<workspaces>/<instance>/`. `--fresh` removes only the plan's own
+//! instances, and never follows a symlink while removing.
+
+pub mod lock;
+pub mod roles;
+pub mod template;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+pub use lock::InstanceLock;
+
+const SESSION_MD: &str = "session.md";
+const PROJECT_FILES: &str = "project-files";
+const SESSION_ID: &str = "session_id";
+const TASK_HEADING: &str = "## Task: ";
+
+/// The paths of one instance's workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub name: String,
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(workspaces: &Path, instance: &str) -> Workspace {
+        Workspace {
+            name: instance.to_string(),
+            root: workspaces.join(instance),
+        }
+    }
+
+    pub fn project_files(&self) -> PathBuf {
+        self.root.join(PROJECT_FILES)
+    }
+
+    pub fn session_md(&self) -> PathBuf {
+        self.root.join(SESSION_MD)
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// The content-addressed snapshot store.
+    pub fn objects(&self) -> PathBuf {
+        self.state().join("objects")
+    }
+
+    /// The per-instance Claude Code configuration folder (`CLAUDE_CONFIG_DIR`).
+    pub fn agent_config(&self) -> PathBuf {
+        self.state().join("claude")
+    }
+
+    /// Creates `state/` and takes the instance lock. With `fresh`, first removes everything
+    /// else of the workspace (project files, session.md, logs, session id, agent config).
+    pub fn lock(&self, fresh: bool) -> Result<InstanceLock> {
+        fsutil::create_dir_all(&self.state())?;
+        let lock = InstanceLock::acquire(&self.name, &self.state())?;
+        if fresh {
+            self.clear(lock.path())?;
+        }
+        Ok(lock)
+    }
+
+    fn clear(&self, keep: &Path) -> Result<()> {
+        for dir in [&self.root, &self.state()] {
+            let entries = fs::read_dir(dir).map_err(|e| Error::io("read folder", dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("read folder", dir, e))?;
+                let path = entry.path();
+                if path == keep || path == self.state() {
+                    continue;
+                }
+                // symlink_metadata: a symlink is removed itself, never what it points at.
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                let removed = if is_dir {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates what is missing: `project-files/` (from `template` when new), `logs/`, and
+    /// `session.md` starting with the role context. Returns notes on skipped template files.
+    pub fn prepare(&self, template: Option<&Path>, role_context: &str) -> Result<Vec<String>> {
+        let project = self.project_files();
+        let mut notes = Vec::new();
+        if !project.exists() {
+            fsutil::create_dir_all(&project)?;
+            if let Some(template) = template {
+                notes = template::copy(template, &project).map_err(|e| {
+                    Error::io("copy template into", project.clone(), e)
+                })?;
+            }
+        }
+        fsutil::create_dir_all(&self.logs())?;
+        fsutil::create_dir_all(&self.objects())?;
+        let session = self.session_md();
+        if !session.exists() {
+            let text = format!("# Session: {}\n\n{}\n", self.name, role_context.trim_end());
+            fs::write(&session, text).map_err(|e| Error::io("write", &session, e))?;
+        }
+        Ok(notes)
+    }
+
+    /// Appends a `## Task: <time>` section with the task's prompt.
+    pub fn begin_task(&self, time: &str, task_id: &str, prompt: &str) -> Result<()> {
+        self.append(
+            &self.session_md(),
+            &format!("\n{TASK_HEADING}{time}\n\nTask `{task_id}`:\n\n{}\n", prompt.trim_end()),
+        )
+    }
+
+    /// Appends the task's one-line outcome to its section.
+    pub fn end_task(&self, outcome: &str) -> Result<()> {
+        self.append(&self.session_md(), &format!("\nOutcome: {outcome}\n"))
+    }
+
+    /// Appends a line to the instance's history log (`logs/history.log`).
+    pub fn log_attempt(&self, line: &str) -> Result<()> {
+        self.append(&self.logs().join("history.log"), &format!("{line}\n"))
+    }
+
+    fn append(&self, path: &Path, text: &str) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| Error::io("write", path, e))
+    }
+
+    /// The task history of session.md (its task sections), at most the last `max` bytes,
+    /// cut at a line start.
+    pub fn history(&self, max: usize) -> String {
+        let text = fs::read_to_string(self.session_md()).unwrap_or_default();
+        let Some(first) = text.find(&format!("\n{TASK_HEADING}")) else {
+            return String::new();
+        };
+        let tasks = &text[first + 1..];
+        if tasks.len() <= max {
+            return tasks.to_string();
+        }
+        let mut start = tasks.len() - max;
+        while !tasks.is_char_boundary(start) {
+            start += 1;
+        }
+        let cut = &tasks[start..];
+        match cut.find('\n') {
+            Some(nl) => cut[nl + 1..].to_string(),
+            None => cut.to_string(),
+        }
+    }
+
+    /// The agent session to resume, if one was recorded.
+    pub fn session_id(&self) -> Option<String> {
+        let text = fs::read_to_string(self.state().join(SESSION_ID)).ok()?;
+        let id = text.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    }
+
+    pub fn set_session_id(&self, id: &str) -> Result<()> {
+        fsutil::write_atomic(&self.state().join(SESSION_ID), id.as_bytes())
+    }
+
+    pub fn forget_session(&self) {
+        let _ = fs::remove_file(self.state().join(SESSION_ID));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_md_has_role_context_then_task_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path(), "dev");
+        let _lock = ws.lock(false).unwrap();
+        ws.prepare(None, "You are the developer.").unwrap();
+        ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt").unwrap();
+        ws.end_task("passed").unwrap();
+        ws.begin_task("2026-01-01T00:01:00Z", "b", "Write b.txt").unwrap();
+        let text = fs::read_to_string(ws.session_md()).unwrap();
+        assert!(text.starts_with("# Session: dev\n\nYou are the developer.\n"));
+        assert_eq!(text.matches("## Task: ").count(), 2);
+        let history = ws.history(64 * 1024);
+        assert!(history.starts_with("## Task: 2026-01-01T00:00:00Z"));
+        assert!(!history.contains("You are the developer."));
+        assert!(ws.history(30).len() <= 30);
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_instance_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path(), "dev");
+        let _held = ws.lock(false).unwrap();
+        let err = ws.lock(false).unwrap_err();
+        assert!(err.to_string().contains("in use by another borg-batch run"), "{err}");
+    }
+
+    #[test]
+    fn fresh_clears_everything_but_the_lock_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("keep.txt"), "x").unwrap();
+        let ws = Workspace::new(dir.path(), "dev");
+        drop(ws.lock(false).unwrap());
+        ws.prepare(None, "ctx").unwrap();
+        ws.set_session_id("abc").unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.project_files().join("link")).unwrap();
+        drop(ws.lock(true).unwrap());
+        assert!(!ws.project_files().exists());
+        assert!(ws.session_id().is_none());
+        assert!(outside.path().join("keep.txt").exists());
+    }
+}

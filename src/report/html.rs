@@ -1,0 +1,289 @@
+//! `report.html`: one self-contained page to review every task and every diff.
+//!
+//! It must escape everything an agent wrote — file contents, paths, results, errors — so a
+//! file holding `<script>` shows as text; the only script on the page is our own, inline,
+//! and the page makes no request of its own (it works from `file://`, offline, in CI
+//! artifacts). Deterministic: the same report gives the same bytes.
+
+mod diff;
+
+use std::fmt::Write as _;
+
+use super::summary::{self, duration, status_word, task_cost, tests_line};
+use super::{Report, Status, TaskReport};
+
+const STYLE: &str = include_str!("html/style.css");
+const SCRIPT: &str = include_str!("html/script.js");
+
+/// HTML-escapes text for element content and quoted attribute values alike.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters are not allowed in HTML text; show them as a mark.
+            c if c.is_control() && !matches!(c, '\n' | '\t') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The whole page.
+pub fn render(report: &Report) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} · borg-batch report</title>\n<style>\n{STYLE}</style>\n</head>\n\
+         <body>\n<div class=\"page\">\n",
+        escape(&report.plan_name)
+    );
+    out.push_str(&header(report));
+    out.push_str(&overview(report));
+    out.push_str(
+        "<div class=\"toolbar\">\
+         <label class=\"check\"><input type=\"checkbox\" id=\"hide-passed\"> Only failed</label>\
+         <span class=\"spacer\"></span>\
+         <div class=\"seg\" role=\"group\" aria-label=\"Diff view\">\
+         <button type=\"button\" id=\"view-unified\" class=\"on\">Unified</button>\
+         <button type=\"button\" id=\"view-split\">Side by side</button></div>\
+         </div>\n<main>\n",
+    );
+    for task in summary::problems_first(report) {
+        out.push_str(&card(task));
+    }
+    let _ = write!(
+        out,
+        "</main>\n<footer>borg-batch · run <code>{}</code></footer>\n</div>\n\
+         <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
+        escape(&report.run_id)
+    );
+    out
+}
+
+/// Plan name, run facts, and the counts as coloured chips.
+fn header(report: &Report) -> String {
+    let mut out = String::from("<header>\n");
+    let _ = writeln!(
+        out,
+        "<div class=\"brand\">borg-batch report</div><h1>{}</h1>",
+        escape(&report.plan_name)
+    );
+    out.push_str("<dl class=\"facts\">");
+    let mut fact = |name: &str, value: String| {
+        let _ = write!(out, "<div><dt>{name}</dt><dd>{value}</dd></div>");
+    };
+    fact("Run", format!("<code>{}</code>", escape(&report.run_id)));
+    fact("Plan", format!("<code>{}</code>", escape(&report.plan)));
+    fact("Started", escape(&report.started_at));
+    fact("Finished", escape(&report.finished_at));
+    if let Some(ms) = summary::run_duration_ms(report) {
+        fact("Wall time", duration(ms));
+    }
+    if let Some(from) = &report.carried_from {
+        fact("Carried from", format!("<code>{}</code>", escape(from)));
+    }
+    out.push_str("</dl>\n<div class=\"chips\">");
+    let s = &report.summary;
+    let _ = write!(out, "<span class=\"chip total\">{} tasks</span>", s.total);
+    for (n, class, word) in [
+        (s.passed, "passed", "passed"),
+        (s.failed, "failed", "failed"),
+        (s.timed_out, "timed_out", "timed out"),
+        (s.skipped, "skipped", "skipped"),
+        (s.interrupted, "interrupted", "interrupted"),
+        (s.flaky, "flaky", "flaky"),
+    ] {
+        if n > 0 || class == "passed" {
+            let _ = write!(out, "<span class=\"chip {class}\"><b>{n}</b> {word}</span>");
+        }
+    }
+    let task_time: u64 = report.tasks.iter().map(|t| t.duration_ms).sum();
+    let _ = write!(
+        out,
+        "<span class=\"chip plain\">task time <b>{}</b></span>\
+         <span class=\"chip plain\">cost <b>{}</b></span>",
+        duration(task_time),
+        summary::usd(s.cost_usd)
+    );
+    if let Some(tests) = summary::total_tests(report) {
+        let _ = write!(
+            out,
+            "<span class=\"chip plain\">tests <b>{}</b></span>",
+            tests_line(Some(tests))
+        );
+    }
+    out.push_str("</div>\n</header>\n");
+    out
+}
+
+/// The table of every task in plan order, each row linking to its card.
+fn overview(report: &Report) -> String {
+    let mut out = String::from(
+        "<table class=\"overview\"><thead><tr><th>Task</th><th>Instance</th><th>Status</th>\
+         <th class=\"num\">Attempts</th><th class=\"num\">Duration</th><th class=\"num\">Cost\
+         </th><th class=\"num\">Files</th><th>Tests</th></tr></thead><tbody>\n",
+    );
+    for t in &report.tasks {
+        let _ = writeln!(
+            out,
+            "<tr class=\"task-row\" data-status=\"{}\"><td><a href=\"#task-{}\">{}</a></td>\
+             <td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            t.status.as_str(),
+            escape(&t.id),
+            escape(&t.id),
+            escape(&t.instance),
+            badges(t),
+            t.attempts,
+            duration(t.duration_ms),
+            task_cost(t.cost_usd),
+            files(t),
+            tests_line(t.tests)
+        );
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
+
+/// The status badge plus the flaky, carried-over and leaked marks.
+fn badges(t: &TaskReport) -> String {
+    let mut out = format!(
+        "<span class=\"badge {}\">{}</span>",
+        t.status.as_str(),
+        status_word(t.status)
+    );
+    for (on, class, word) in [
+        (t.flaky, "flaky", "flaky"),
+        (t.carried_over, "muted", "carried over"),
+        (t.leaked, "muted", "leaked processes"),
+    ] {
+        if on {
+            let _ = write!(out, " <span class=\"badge {class}\">{word}</span>");
+        }
+    }
+    out
+}
+
+fn files(t: &TaskReport) -> String {
+    if t.changes.is_empty() {
+        return "–".to_string();
+    }
+    let (a, r) = t
+        .changes
+        .iter()
+        .filter_map(|c| c.diff.as_deref())
+        .map(summary::diff_stat)
+        .fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
+    format!(
+        "{} <span class=\"plus\">+{a}</span> <span class=\"minus\">−{r}</span>",
+        t.changes.len()
+    )
+}
+
+/// One task: its facts, error, notes, result, attempts and changed files.
+fn card(t: &TaskReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<section class=\"card {status}\" id=\"task-{id}\" data-status=\"{status}\">\n\
+         <div class=\"card-head\"><h2>{id}</h2><span class=\"instance\">{}</span>{}</div>",
+        escape(&t.instance),
+        badges(t),
+        status = t.status.as_str(),
+        id = escape(&t.id),
+    );
+    out.push_str("<dl class=\"facts small\">");
+    let mut fact = |name: &str, value: String| {
+        let _ = write!(out, "<div><dt>{name}</dt><dd>{value}</dd></div>");
+    };
+    fact("Attempts", t.attempts.to_string());
+    fact("Duration", duration(t.duration_ms));
+    fact("Cost", task_cost(t.cost_usd));
+    fact("Tests", tests_line(t.tests));
+    if let Some(code) = t.exit_code {
+        fact("Exit code", code.to_string());
+    }
+    for (name, path) in [("Log", &t.log), ("Patch", &t.patch)] {
+        if let Some(p) = path {
+            fact(name, link(p));
+        }
+    }
+    if let Some(session) = &t.session_id {
+        fact("Session", format!("<code>{}</code>", escape(session)));
+    }
+    out.push_str("</dl>\n");
+    if let Some(error) = &t.error {
+        let class = if t.status == Status::Skipped { "note" } else { "error" };
+        let _ = writeln!(out, "<pre class=\"box {class}\">{}</pre>", escape(error));
+    }
+    if !t.notes.is_empty() {
+        out.push_str("<ul class=\"box note\">");
+        for n in &t.notes {
+            let _ = write!(out, "<li>{}</li>", escape(n));
+        }
+        out.push_str("</ul>\n");
+    }
+    if let Some(result) = &t.result {
+        let _ = writeln!(
+            out,
+            "<details class=\"result\"{}><summary>Agent result</summary><pre>{}</pre></details>",
+            if result.len() < 2_000 { " open" } else { "" },
+            escape(result)
+        );
+    }
+    if t.history.len() > 1 || t.history.iter().any(|a| !a.status.is_pass()) {
+        out.push_str(&attempts(t));
+    }
+    if !t.changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3>{} changed path{}</h3>",
+            t.changes.len(),
+            if t.changes.len() == 1 { "" } else { "s" }
+        );
+        for c in &t.changes {
+            out.push_str(&diff::change(c));
+        }
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+fn attempts(t: &TaskReport) -> String {
+    let mut out = String::from(
+        "<table class=\"attempts\"><thead><tr><th>#</th><th>Status</th><th>Exit</th>\
+         <th>Duration</th><th>Log</th><th>Error</th></tr></thead><tbody>",
+    );
+    for a in &t.history {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            a.attempt,
+            a.status.as_str(),
+            status_word(a.status),
+            a.exit_code.map_or("–".to_string(), |c| c.to_string()),
+            duration(a.duration_ms),
+            a.log.as_deref().map_or("–".to_string(), link),
+            escape(a.error.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
+
+/// A link to a file of the run directory (relative, so it works wherever the run is
+/// copied); anything that could be a URL scheme is shown as text instead.
+fn link(path: &str) -> String {
+    if path.contains(':') || path.starts_with('/') || path.starts_with("//") {
+        return format!("<code>{}</code>", escape(path));
+    }
+    format!("<a href=\"{p}\"><code>{p}</code></a>", p = escape(path))
+}

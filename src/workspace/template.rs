@@ -1,0 +1,93 @@
+//! Copying an instance's template into a new workspace's `project-files/`.
+//!
+//! Never follows symlinks (they are copied as links), never opens anything but regular
+//! files (FIFOs, sockets and devices are skipped and reported), keeps the executable bit.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use walkdir::WalkDir;
+
+/// Copies `template` into `dest` (which exists). Returns notes on what was skipped.
+pub fn copy(template: &Path, dest: &Path) -> io::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for entry in WalkDir::new(template).follow_links(false).min_depth(1) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                notes.push(format!("template: skipped {e}"));
+                continue;
+            }
+        };
+        let rel = entry
+            .path()
+            .strip_prefix(template)
+            .expect("walkdir yields paths under its root");
+        let target = dest.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            fs::create_dir_all(&target)?;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(link, &target)?;
+        } else if kind.is_file() {
+            copy_file(entry.path(), &target)?;
+        } else {
+            notes.push(format!(
+                "template: skipped `{}` (not a regular file, folder or symlink)",
+                rel.display()
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    // O_NOFOLLOW | O_NONBLOCK: a file swapped for a symlink or FIFO mid-walk can neither
+    // lead us outside the template nor block us.
+    let mut src = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(from)?;
+    let meta = src.metadata()?;
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(meta.permissions().mode() & 0o777)
+        .open(to)?;
+    io::copy(&mut src, &mut dst)?;
+    dst.set_permissions(fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_files_links_and_modes_and_skips_fifos() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        fs::create_dir(src.path().join("sub")).unwrap();
+        fs::write(src.path().join("sub/a.txt"), "hello").unwrap();
+        fs::write(src.path().join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.path().join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
+        nix::unistd::mkfifo(&src.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+
+        let notes = copy(src.path(), dst.path()).unwrap();
+        assert_eq!(fs::read_to_string(dst.path().join("sub/a.txt")).unwrap(), "hello");
+        let mode = fs::metadata(dst.path().join("run.sh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(fs::read_link(dst.path().join("link")).unwrap(), Path::new("/etc/passwd"));
+        assert!(!dst.path().join("pipe").exists());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("pipe"));
+    }
+}
