@@ -252,7 +252,8 @@ pub fn find_program(program: &Path) -> std::result::Result<PathBuf, String> {
             Ok(_) if !is_executable(program) => {
                 Err(format!("at `{}` is not an executable file", program.display()))
             }
-            Ok(_) => Ok(program.to_path_buf()),
+            // The agent runs in project-files/, so a relative path must not stay relative.
+            Ok(_) => std::path::absolute(program).map_err(|e| format!("cannot be resolved: {e}")),
         };
     }
     let path = env::var_os("PATH").unwrap_or_default();

@@ -4,6 +4,7 @@
 //! Pure functions: nothing here spawns or touches the file system, so `--dry-run` prints
 //! exactly what a run would execute.
 
+pub mod claude;
 pub mod testcounts;
 
 use std::path::PathBuf;

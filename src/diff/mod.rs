@@ -3,20 +3,257 @@
 //!
 //! Reads contents only from the snapshot [`Store`], never from the live workspace, so the
 //! result describes exactly the two moments the snapshots were taken.
+//!
+//! Choices where SPEC.md is silent:
+//! - Folders are not reported (their files are), and an empty folder added or removed is
+//!   omitted. A path whose type changes is always a `deleted` and an `added` entry of the
+//!   same path, folders included (that entry has no sizes and no diff).
+//! - A per-change `diff` uses `/dev/null` for the absent side, like git; it is `null` when
+//!   no line changed (an empty file added or removed, a mode-only change).
+//! - The patch leaves out binary, symlink, too-large and non-UTF-8-name changes, with one
+//!   exception: a symlink replaced by a text file has the link's deletion in the patch
+//!   (as git writes it, mode 120000), or `git apply` could not create the file. A mode-only
+//!   change is in the patch whatever the content (git's `old mode`/`new mode`).
+//! - Left out of the patch and so not reproduced by it: a binary file that becomes text or
+//!   the reverse, and a type change whose other side is not in the patch (a binary file
+//!   replaced by a folder of text files).
 
-use crate::report::Change;
-use crate::snapshot::{Snapshot, Store};
+mod patch;
+mod text;
+
+use std::collections::BTreeSet;
+
+pub use text::DIFF_LIMIT;
+
+use crate::report::{Change, ChangeKind};
+use crate::snapshot::{Entry, FileMeta, Snapshot, Store};
+use patch::{Side, git_mode, section};
+use text::Content;
 
 /// The changes from `before` to `after`, sorted by path.
 pub fn changes(before: &Snapshot, after: &Snapshot, store: &Store) -> Vec<Change> {
-    let _ = (before, after, store);
-    Vec::new()
+    compare(before, after, store).0
 }
 
 /// Every text change from `before` to `after` as `git diff` writes it, or `None` when there
 /// is no text change. `git apply` of it on a copy of the before-state reproduces every
 /// text file of the after-state exactly.
 pub fn patch(before: &Snapshot, after: &Snapshot, store: &Store) -> Option<String> {
-    let _ = (before, after, store);
-    None
+    compare(before, after, store).1
 }
+
+/// [`changes`] and [`patch`] at once, reading and diffing each file once.
+pub fn compare(before: &Snapshot, after: &Snapshot, store: &Store) -> (Vec<Change>, Option<String>) {
+    let mut changes = Vec::new();
+    let mut patch = String::new();
+    let paths: BTreeSet<&Vec<u8>> = before.entries.keys().chain(after.entries.keys()).collect();
+    for path in paths {
+        let old = before.entries.get(path);
+        let new = after.entries.get(path);
+        match (old, new) {
+            (Some(Entry::File(m1)), Some(Entry::File(m2))) => {
+                if m1.hash != m2.hash || (m1.mode ^ m2.mode) & 0o111 != 0 {
+                    let (change, section) = file_change(path, Some(m1), Some(m2), store);
+                    changes.push(change);
+                    patch.push_str(&section.unwrap_or_default());
+                }
+            }
+            (Some(Entry::Symlink { target: t1 }), Some(Entry::Symlink { target: t2 })) => {
+                if t1 != t2 {
+                    changes.push(symlink_change(path, Some(t1), Some(t2)));
+                }
+            }
+            (Some(Entry::Dir), Some(Entry::Dir)) | (None, Some(Entry::Dir) | None) => {}
+            (Some(Entry::Dir), None) => {}
+            _ => {
+                // Gone, new, or a type change: the old side's deletion, then the new side.
+                let type_change = old.is_some() && new.is_some();
+                let mut sections = String::new();
+                let mut pending_link_deletion = None;
+                match old {
+                    Some(Entry::File(m)) => {
+                        let (change, section) = file_change(path, Some(m), None, store);
+                        changes.push(change);
+                        sections.push_str(&section.unwrap_or_default());
+                    }
+                    Some(Entry::Symlink { target }) => {
+                        changes.push(symlink_change(path, Some(target), None));
+                        pending_link_deletion = Some(target);
+                    }
+                    Some(Entry::Dir) if type_change => changes.push(dir_change(path, ChangeKind::Deleted)),
+                    _ => {}
+                }
+                match new {
+                    Some(Entry::File(m)) => {
+                        let (change, section) = file_change(path, None, Some(m), store);
+                        changes.push(change);
+                        if let Some(section) = section {
+                            if let Some(link) = pending_link_deletion {
+                                sections.push_str(&link_deletion(path, link));
+                            }
+                            sections.push_str(&section);
+                        }
+                    }
+                    Some(Entry::Symlink { target }) => {
+                        changes.push(symlink_change(path, None, Some(target)));
+                    }
+                    Some(Entry::Dir) if type_change => changes.push(dir_change(path, ChangeKind::Added)),
+                    _ => {}
+                }
+                patch.push_str(&sections);
+            }
+        }
+    }
+    (changes, (!patch.is_empty()).then_some(patch))
+}
+
+/// The path as a report string, and whether that lost bytes.
+fn display(path: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(path) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (String::from_utf8_lossy(path).into_owned(), true),
+    }
+}
+
+fn kind_of(before: bool, after: bool) -> ChangeKind {
+    match (before, after) {
+        (false, _) => ChangeKind::Added,
+        (_, false) => ChangeKind::Deleted,
+        _ => ChangeKind::Modified,
+    }
+}
+
+fn blank_change(path: &[u8], kind: ChangeKind) -> Change {
+    let (path, path_lossy) = display(path);
+    Change {
+        path,
+        kind,
+        binary: false,
+        symlink: false,
+        size_before: None,
+        size_after: None,
+        diff: None,
+        path_lossy,
+        mode_before: None,
+        mode_after: None,
+        target_before: None,
+        target_after: None,
+    }
+}
+
+fn dir_change(path: &[u8], kind: ChangeKind) -> Change {
+    blank_change(path, kind)
+}
+
+fn symlink_change(path: &[u8], before: Option<&Vec<u8>>, after: Option<&Vec<u8>>) -> Change {
+    let lossy = |t: &Vec<u8>| String::from_utf8_lossy(t).into_owned();
+    Change {
+        symlink: true,
+        target_before: before.map(lossy),
+        target_after: after.map(lossy),
+        ..blank_change(path, kind_of(before.is_some(), after.is_some()))
+    }
+}
+
+/// A regular file's change (at least one side present) and its patch section, if it
+/// belongs in the patch.
+fn file_change(
+    path: &[u8],
+    before: Option<&FileMeta>,
+    after: Option<&FileMeta>,
+    store: &Store,
+) -> (Change, Option<String>) {
+    let mut change = blank_change(path, kind_of(before.is_some(), after.is_some()));
+    change.size_before = before.map(|m| m.size);
+    change.size_after = after.map(|m| m.size);
+    if let (Some(b), Some(a)) = (before, after)
+        && (b.mode ^ a.mode) & 0o111 != 0
+    {
+        change.mode_before = Some(b.mode);
+        change.mode_after = Some(a.mode);
+    }
+    let same_content = matches!((before, after), (Some(b), Some(a)) if b.hash == a.hash);
+    let old = before.map(|m| text::load(store, m));
+    let new = if same_content {
+        None
+    } else {
+        after.map(|m| text::load(store, m))
+    };
+    change.binary = old.iter().chain(new.iter()).any(Content::is_binary);
+    let name = std::str::from_utf8(path).ok();
+    let side = |m: Option<&FileMeta>| m.map_or(Side::Absent, |m| Side::File(m.mode));
+
+    if same_content {
+        // Only the mode changed: no diff; the patch carries git's mode lines.
+        let (b, a) = (before.map(|m| m.mode), after.map(|m| m.mode));
+        let section = match (name, b, a) {
+            (Some(name), Some(b), Some(a)) if git_mode(b) != git_mode(a) => {
+                let mut out = String::new();
+                section(&mut out, name, Side::File(b), Side::File(a), "");
+                Some(out)
+            }
+            _ => None,
+        };
+        return (change, section);
+    }
+    if change.binary {
+        return (change, None);
+    }
+    fn as_text(c: &Option<Content>) -> Option<&str> {
+        match c {
+            None => Some(""),
+            Some(Content::Text(s)) => Some(s.as_str()),
+            Some(_) => None,
+        }
+    }
+    let (Some(old_text), Some(new_text)) = (as_text(&old), as_text(&new)) else {
+        change.diff = Some(size_line(before.map(|m| m.size), after.map(|m| m.size)));
+        return (change, None);
+    };
+    let label = |prefix: &str, present: bool| {
+        if present {
+            format!("{prefix}{}", change.path)
+        } else {
+            "/dev/null".to_string()
+        }
+    };
+    let hunks = text::hunks(old_text, new_text);
+    let section = name.map(|name| {
+        let mut out = String::new();
+        section(&mut out, name, side(before), side(after), &hunks);
+        out
+    });
+    if !hunks.is_empty() {
+        let (a, b) = (label("a/", before.is_some()), label("b/", after.is_some()));
+        change.diff = Some(format!("--- {a}\n+++ {b}\n{hunks}"));
+    }
+    (change, section)
+}
+
+/// The `diff` of a file whose content cannot be diffed: too large, or not in the store.
+fn size_line(before: Option<u64>, after: Option<u64>) -> String {
+    let large = before.max(after).unwrap_or(0) > DIFF_LIMIT;
+    let what = if large {
+        "file too large to diff"
+    } else {
+        "content not available"
+    };
+    match (before, after) {
+        (Some(b), Some(a)) => format!("{what} ({b} -> {a} bytes)"),
+        (Some(n), None) | (None, Some(n)) => format!("{what} ({n} bytes)"),
+        (None, None) => what.to_string(),
+    }
+}
+
+/// The patch section deleting a symlink, as git writes it (its target is its content).
+fn link_deletion(path: &[u8], target: &[u8]) -> String {
+    let (Ok(name), Ok(target)) = (std::str::from_utf8(path), std::str::from_utf8(target)) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    section(&mut out, name, Side::Symlink, Side::Absent, &text::hunks(target, ""));
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -431,7 +431,7 @@ tasks:
         assert_eq!(at(&loc, "name"), (2, 7));
         assert_eq!(at(&loc, "agent.kind"), (3, 15));
         assert_eq!(at(&loc, "agent.command"), (3, 33));
-        assert_eq!(at(&loc, "agent.env.A"), (3, 52));
+        assert_eq!(at(&loc, "agent.env.A"), (3, 53));
         assert_eq!(at(&loc, "instances[0]"), (5, 5));
         assert_eq!(at(&loc, "instances[0].name"), (5, 11));
         assert_eq!(at(&loc, "instances[1].name"), (10, 11));

@@ -5,8 +5,12 @@
 //! form no cycle, durations parsed, templates exist. Loading never creates or deletes
 //! anything (`validate` and `--dry-run` write nothing).
 
+mod cycles;
 mod duration;
 mod load;
+#[cfg(test)]
+mod load_tests;
+mod locate;
 mod raw;
 mod validate;
 

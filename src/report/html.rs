@@ -220,7 +220,11 @@ fn card(t: &TaskReport) -> String {
     }
     out.push_str("</dl>\n");
     if let Some(error) = &t.error {
-        let class = if t.status == Status::Skipped { "note" } else { "error" };
+        let class = if t.status == Status::Skipped {
+            "note"
+        } else {
+            "error"
+        };
         let _ = writeln!(out, "<pre class=\"box {class}\">{}</pre>", escape(error));
     }
     if !t.notes.is_empty() {

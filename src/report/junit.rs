@@ -48,7 +48,9 @@ pub fn render(report: &Report) -> String {
         suite.set_time(Duration::from_millis(time));
         junit.add_test_suite(suite);
     }
-    junit.to_string().expect("a JUnit report serializes to a string")
+    junit
+        .to_string()
+        .expect("a JUnit report serializes to a string")
 }
 
 fn test_case(report: &Report, t: &TaskReport) -> TestCase {
@@ -90,10 +92,10 @@ fn test_case(report: &Report, t: &TaskReport) -> TestCase {
 /// A non-passing final status: the error as message, the details as text.
 fn failure(kind: NonSuccessKind, ty: &str, t: &TaskReport) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(kind);
-    let message = t
-        .error
-        .as_deref()
-        .map_or_else(|| status_word(t.status).to_string(), |e| cap(e, MESSAGE_CHARS));
+    let message = t.error.as_deref().map_or_else(
+        || status_word(t.status).to_string(),
+        |e| cap(e, MESSAGE_CHARS),
+    );
     s.set_message(clean(&message));
     s.set_type(ty);
     s.set_description(clean(&description(t)));
@@ -183,7 +185,10 @@ fn properties(t: &TaskReport) -> Vec<Property> {
     if let Some(tests) = t.tests {
         props.push(Property::new(
             "tests",
-            format!("{} passed, {} failed, {} skipped", tests.passed, tests.failed, tests.skipped),
+            format!(
+                "{} passed, {} failed, {} skipped",
+                tests.passed, tests.failed, tests.skipped
+            ),
         ));
     }
     props

@@ -97,7 +97,9 @@ pub fn render_summary(report: &Report) -> String {
         parts.join(" · "),
         summary::usd(s.cost_usd)
     );
-    out.push_str("| Task | Instance | Status | Attempts | Duration | Cost | Files changed | Tests |\n");
+    out.push_str(
+        "| Task | Instance | Status | Attempts | Duration | Cost | Files changed | Tests |\n",
+    );
     out.push_str("|---|---|---|--:|--:|--:|---|---|\n");
     for t in &report.tasks {
         let _ = writeln!(
@@ -300,8 +302,7 @@ pub(crate) fn text(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{'
-            | '}' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{' | '}' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -340,6 +341,9 @@ mod tests {
 
     #[test]
     fn prose_cannot_inject() {
-        assert_eq!(text("<b>|x|\n![i](u)"), "&lt;b&gt;\\|x\\| \\!\\[i\\]\\(u\\)");
+        assert_eq!(
+            text("<b>|x|\n![i](u)"),
+            "&lt;b&gt;\\|x\\| \\!\\[i\\]\\(u\\)"
+        );
     }
 }

@@ -27,9 +27,10 @@ pub fn multi() -> &'static MultiProgress {
 
 /// Sets up env_logger (`RUST_LOG`, default `warn`) behind the progress bridge. Call once.
 pub fn init_logging() {
-    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp_millis()
-        .build();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+            .format_timestamp_millis()
+            .build();
     let level = logger.filter();
     if indicatif_log_bridge::LogWrapper::new(multi().clone(), logger)
         .try_init()
@@ -73,7 +74,9 @@ impl std::fmt::Debug for Progress {
             Mode::Lines => "lines",
             Mode::Quiet => "quiet",
         };
-        f.debug_struct("Progress").field("mode", &mode).finish_non_exhaustive()
+        f.debug_struct("Progress")
+            .field("mode", &mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,10 +125,17 @@ impl Progress {
             live.finish(&t.id);
         }
         let name = format!("{}/{}", t.instance, t.id);
-        let error = t.error.as_deref().map(|e| one_line(e, 160)).unwrap_or_default();
+        let error = t
+            .error
+            .as_deref()
+            .map(|e| one_line(e, 160))
+            .unwrap_or_default();
         let facts = format!("{} {}", duration(t.duration_ms), task_cost(t.cost_usd));
         let (label, text) = match t.status {
-            Status::Passed if t.flaky => ("FLAKY", format!("{name} {facts} (passed on attempt {})", t.attempts)),
+            Status::Passed if t.flaky => (
+                "FLAKY",
+                format!("{name} {facts} (passed on attempt {})", t.attempts),
+            ),
             Status::Passed => ("PASS", format!("{name} {facts}")),
             Status::Failed => ("FAIL", format!("{name} {facts}: {error}")),
             Status::TimedOut => ("TIMEOUT", format!("{name} {facts}: {error}")),
@@ -173,7 +183,11 @@ impl Live {
             bar.finish_and_clear();
             multi().remove(&bar);
         }
-        if self.overall.length().is_some_and(|len| self.overall.position() >= len) {
+        if self
+            .overall
+            .length()
+            .is_some_and(|len| self.overall.position() >= len)
+        {
             self.overall.inc_length(1);
         }
         self.overall.inc(1);
@@ -212,7 +226,10 @@ impl Reporter for Progress {
                 if let Mode::Live(live) = &mut self.mode {
                     live.attempt(&name, task, attempt, max_attempts);
                 } else {
-                    self.line("START", &format!("{name} (attempt {attempt}/{max_attempts})"));
+                    self.line(
+                        "START",
+                        &format!("{name} (attempt {attempt}/{max_attempts})"),
+                    );
                 }
             }
             Event::AttemptFinished {

@@ -31,7 +31,12 @@ pub fn final_summary(report: &Report, run_dir: &Path) -> String {
     let problems: Vec<&TaskReport> = report
         .tasks
         .iter()
-        .filter(|t| matches!(t.status, Status::Failed | Status::TimedOut | Status::Interrupted))
+        .filter(|t| {
+            matches!(
+                t.status,
+                Status::Failed | Status::TimedOut | Status::Interrupted
+            )
+        })
         .collect();
     if !problems.is_empty() {
         let width = problems
@@ -43,7 +48,10 @@ pub fn final_summary(report: &Report, run_dir: &Path) -> String {
         for t in problems {
             let name = format!("{}/{}", t.instance, t.id);
             let earlier = if t.carried_over { " (earlier run)" } else { "" };
-            let error = t.error.as_deref().map_or_else(String::new, |e| one_line(e, 160));
+            let error = t
+                .error
+                .as_deref()
+                .map_or_else(String::new, |e| one_line(e, 160));
             let _ = writeln!(
                 out,
                 "  {name:<width$}  {}{earlier}: {error}",
@@ -120,7 +128,11 @@ pub fn tests_line(tests: Option<TestCounts>) -> String {
         return "–".to_string();
     };
     let mut parts = Vec::new();
-    for (n, word) in [(t.passed, "passed"), (t.failed, "failed"), (t.skipped, "skipped")] {
+    for (n, word) in [
+        (t.passed, "passed"),
+        (t.failed, "failed"),
+        (t.skipped, "skipped"),
+    ] {
         if n > 0 {
             parts.push(format!("{n} {word}"));
         }
@@ -133,11 +145,15 @@ pub fn tests_line(tests: Option<TestCounts>) -> String {
 
 /// The sum of every task's test counts, or `None` when no task reported any.
 pub fn total_tests(report: &Report) -> Option<TestCounts> {
-    report.tasks.iter().filter_map(|t| t.tests).reduce(|a, b| TestCounts {
-        passed: a.passed + b.passed,
-        failed: a.failed + b.failed,
-        skipped: a.skipped + b.skipped,
-    })
+    report
+        .tasks
+        .iter()
+        .filter_map(|t| t.tests)
+        .reduce(|a, b| TestCounts {
+            passed: a.passed + b.passed,
+            failed: a.failed + b.failed,
+            skipped: a.skipped + b.skipped,
+        })
 }
 
 /// Lines added and removed by a unified diff (headers not counted).
@@ -166,7 +182,11 @@ pub fn run_duration_ms(report: &Report) -> Option<u64> {
 /// The first line of `text`, control characters dropped, cut at `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.trim().lines().next().unwrap_or("");
-    let mut out: String = first.chars().filter(|c| !c.is_control()).take(max).collect();
+    let mut out: String = first
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect();
     if first.chars().count() > max || text.trim().lines().nth(1).is_some() {
         out.push('…');
     }

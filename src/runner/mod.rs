@@ -1,9 +1,307 @@
-//! runner
-pub mod events;
-use crate::config::RunOptions;
-use crate::error::Result;
+//! The run: from a loaded plan to a finished run directory.
+//!
+//! Validate and resolve everything first (nothing is created before the plan, the command
+//! line and the environment are known good), then lock the instances, create the run
+//! directory and its `latest` link, dispatch the tasks on a rayon pool, and write the
+//! reports. The runner never prints: it emits [`events::Event`]s to its reporters.
 
+mod dispatch;
+mod dry_run;
+pub mod events;
+mod journal;
+mod task;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::config::{AgentConfig, EnvDefaults, Format, RunOptions, Settings};
+use crate::error::{Error, Result, exit};
+use crate::exec::capture::Redactor;
+use crate::exec::signals;
+use crate::history::{self, Outcomes, RunMeta};
+use crate::plan::{self, AgentKind, Plan, Task};
+use crate::report::{self, Report, Status, Summary, TaskReport};
+use crate::workspace::{InstanceLock, Workspace, roles};
+use crate::{fsutil, schedule};
+
+use events::{Event, Reporter};
+
+/// Everything the tasks of one run share.
+pub struct RunContext<'a> {
+    pub plan: &'a Plan,
+    pub settings: &'a Settings,
+    pub run_id: &'a str,
+    pub run_dir: &'a Path,
+    /// Values that never appear in logs or reports.
+    pub secrets: Vec<String>,
+    pub redactor: Redactor,
+    sink: &'a dispatch::Sink,
+}
+
+impl RunContext<'_> {
+    pub fn workspace(&self, instance: &str) -> Workspace {
+        Workspace::new(&self.settings.workspaces, instance)
+    }
+
+    pub fn role_context(&self, instance: &str) -> String {
+        let inst = self.plan.instance(instance).expect("tasks name known instances");
+        roles::role_context(&inst.role, &inst.name, inst.context.as_deref())
+    }
+
+    /// The agent's environment on top of the runner's: `agent.env`, the `BORG_*` variables
+    /// and, for Claude Code, the instance's own configuration folder.
+    pub fn agent_env(
+        &self,
+        agent: &AgentConfig,
+        ws: &Workspace,
+        task: &Task,
+        attempt: u32,
+    ) -> Vec<(OsString, OsString)> {
+        agent_env(agent, ws, self.run_id, &task.id, attempt)
+    }
+
+    pub fn emit(&self, event: &Event<'_>) -> Result<()> {
+        self.sink.emit(event)
+    }
+}
+
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext").field("run_id", &self.run_id).finish_non_exhaustive()
+    }
+}
+
+fn agent_env(
+    agent: &AgentConfig,
+    ws: &Workspace,
+    run_id: &str,
+    task: &str,
+    attempt: u32,
+) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<String, OsString> = agent
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), OsString::from(v)))
+        .collect();
+    env.insert("BORG_RUN_ID".into(), run_id.into());
+    env.insert("BORG_TASK_ID".into(), task.into());
+    env.insert("BORG_INSTANCE".into(), ws.name.clone().into());
+    env.insert("BORG_ATTEMPT".into(), attempt.to_string().into());
+    if agent.kind == AgentKind::Claude {
+        crate::agent::claude::isolate(&mut env, ws);
+    }
+    env.into_iter().map(|(k, v)| (k.into(), v)).collect()
+}
+
+/// Values of environment variables whose names contain KEY, TOKEN, SECRET or PASSWORD, from
+/// the runner's environment and every agent's `env`.
+fn secrets(settings: &Settings) -> Vec<String> {
+    let secret_name = |name: &str| {
+        let upper = name.to_ascii_uppercase();
+        ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|w| upper.contains(w))
+    };
+    let mut values: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .chain(settings.agents.values().flat_map(|a| a.env.clone()))
+        .filter(|(k, v)| secret_name(k) && !v.is_empty())
+        .map(|(_, v)| v)
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// RFC 3339 in UTC, to the second.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `borg-batch run`.
 pub fn run(options: &RunOptions) -> Result<i32> {
-    let _ = options;
-    Ok(0)
+    let env = EnvDefaults::from_env()?;
+    let plan = plan::load(&options.plan)?;
+    schedule::check_order(&plan)?;
+    let settings = Settings::resolve(&plan, options, &env)?;
+    let outcomes = history::latest_outcomes(&plan.name);
+    if options.rerun_failed && outcomes.newest.is_none() {
+        return Err(Error::NoEarlierRun {
+            plan: plan.name.clone(),
+            dir: history::runs_root(&plan.name),
+        });
+    }
+    let latest = |id: &str| outcomes.status(id);
+    let selected = schedule::select(&plan, &options.only, options.rerun_failed, &latest)?;
+    if options.dry_run {
+        return dry_run::print(&plan, &settings, &selected, &latest);
+    }
+    preflight(&plan, &settings, &selected)?;
+
+    // Everything is known good: from here on, things are created.
+    let mut locks: Vec<InstanceLock> = Vec::new();
+    for instance in &plan.instances {
+        locks.push(Workspace::new(&settings.workspaces, &instance.name).lock(options.fresh)?);
+    }
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let started_at = now_rfc3339();
+    let run_dir = match &options.out {
+        Some(dir) => dir.clone(),
+        None => history::runs_root(&plan.name).join(format!(
+            "{}-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S"),
+            &run_id[..8]
+        )),
+    };
+    create_run_dir(&run_dir)?;
+    let meta = RunMeta {
+        run_id: run_id.clone(),
+        plan: options.plan.to_string_lossy().into_owned(),
+        plan_name: plan.name.clone(),
+        started_at: started_at.clone(),
+        carried_from: outcomes.newest.as_ref().map(|p| p.to_string_lossy().into_owned()),
+    };
+    meta.write(&run_dir)?;
+    history::point_latest(&plan.name, &run_dir)?;
+    signals::install(settings.grace).map_err(|e| Error::io("install signal handlers for", &run_dir, e))?;
+
+    let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for instance in &plan.instances {
+        let ws = Workspace::new(&settings.workspaces, &instance.name);
+        let context = roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
+        prepare_notes.insert(instance.name.clone(), ws.prepare(instance.template.as_deref(), &context)?);
+    }
+
+    let reporters: Vec<Box<dyn Reporter>> = vec![
+        Box::new(report::progress::Progress::new(options.progress, Box::new(std::io::stderr()))),
+        Box::new(journal::JournalReporter::create(&run_dir)?),
+    ];
+    let sink = dispatch::Sink::new(reporters);
+    let redactor_secrets = secrets(&settings);
+    let ctx = RunContext {
+        plan: &plan,
+        settings: &settings,
+        run_id: &run_id,
+        run_dir: &run_dir,
+        redactor: Redactor::new(&redactor_secrets),
+        secrets: redactor_secrets,
+        sink: &sink,
+    };
+    ctx.emit(&Event::RunStarted {
+        run_id: &run_id,
+        plan_name: &plan.name,
+        run_dir: &run_dir,
+        to_run: selected.len(),
+        total: plan.tasks.len(),
+    })?;
+    let finished = dispatch::run_all(&ctx, &selected, &latest, options.max_cost);
+
+    let mut tasks = Vec::with_capacity(plan.tasks.len());
+    for task in &plan.tasks {
+        let mut report = match finished.reports.get(&task.id) {
+            Some(r) => r.clone(),
+            None => carried(&outcomes, task, &run_dir),
+        };
+        if let Some(notes) = prepare_notes.get_mut(&task.instance).filter(|_| !report.carried_over) {
+            report.notes.append(notes);
+        }
+        tasks.push(report);
+    }
+    let report = Report {
+        run_id: run_id.clone(),
+        plan: meta.plan,
+        plan_name: plan.name.clone(),
+        carried_from: meta.carried_from,
+        started_at,
+        finished_at: now_rfc3339(),
+        summary: Summary::of(&tasks),
+        tasks,
+    };
+    write_reports(&report, &run_dir)?;
+    ctx.emit(&Event::RunFinished {
+        report: &report,
+        run_dir: &run_dir,
+    })?;
+    drop(locks);
+    if let Some(err) = finished.runner_error {
+        return Err(err);
+    }
+    Ok(if signals::interrupted() {
+        exit::INTERRUPTED
+    } else if report
+        .tasks
+        .iter()
+        .any(|t| selected.contains(&t.id) && t.status != Status::Passed)
+    {
+        exit::TASK_FAILED
+    } else {
+        exit::SUCCESS
+    })
+}
+
+/// A task this run did not run: its latest outcome, or "not selected" if it never ran.
+fn carried(outcomes: &Outcomes, task: &Task, run_dir: &Path) -> TaskReport {
+    match outcomes.tasks.get(&task.id) {
+        Some((report, from)) => history::carry(report, from, run_dir),
+        None => {
+            let mut r = TaskReport::not_run(&task.id, &task.instance, Status::Skipped, "not selected");
+            r.carried_over = true;
+            r
+        }
+    }
+}
+
+fn create_run_dir(run_dir: &Path) -> Result<()> {
+    if run_dir.join("report.json").exists() || run_dir.join("journal.jsonl").exists() {
+        return Err(Error::Usage(format!(
+            "`--out {}` already holds a run; choose a new folder",
+            run_dir.display()
+        )));
+    }
+    for sub in ["logs", "diffs"] {
+        fsutil::create_dir_all(&run_dir.join(sub))?;
+    }
+    Ok(())
+}
+
+/// Writes report.json, report.md, junit.xml and report.html (each atomically), and appends
+/// the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set.
+fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
+    for (name, format) in [
+        ("report.json", Format::Json),
+        ("report.md", Format::Md),
+        ("junit.xml", Format::Junit),
+        ("report.html", Format::Html),
+    ] {
+        fsutil::write_atomic(&run_dir.join(name), report::render(report, format).as_bytes())?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let text = report::markdown::render_summary(report);
+        let append = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")
+        };
+        if let Err(e) = append() {
+            log::warn!("cannot append to GITHUB_STEP_SUMMARY `{}`: {e}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Before the first task: every Claude Code command that will run answers `--version`.
+fn preflight(plan: &Plan, settings: &Settings, selected: &std::collections::BTreeSet<String>) -> Result<()> {
+    let mut checked = Vec::new();
+    for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
+        let agent = settings.agent(&task.instance);
+        if agent.kind != AgentKind::Claude || checked.contains(&agent.program) {
+            continue;
+        }
+        checked.push(agent.program.clone());
+        crate::agent::claude::check_version(agent)?;
+    }
+    Ok(())
 }

@@ -73,7 +73,10 @@ fn in_words(c: &Change) -> Option<String> {
         parts.push(match c.kind {
             ChangeKind::Added => format!("Symlink added, pointing to {}.", target(&c.target_after)),
             ChangeKind::Deleted => {
-                format!("Symlink deleted; it pointed to {}.", target(&c.target_before))
+                format!(
+                    "Symlink deleted; it pointed to {}.",
+                    target(&c.target_before)
+                )
             }
             ChangeKind::Modified => format!(
                 "Symlink changed from {} to {}.",
@@ -99,7 +102,9 @@ fn in_words(c: &Change) -> Option<String> {
         });
     }
     if let (Some(before), Some(after)) = (c.mode_before, c.mode_after) {
-        parts.push(format!("Mode changed: <code>{before:o}</code> → <code>{after:o}</code>."));
+        parts.push(format!(
+            "Mode changed: <code>{before:o}</code> → <code>{after:o}</code>."
+        ));
     }
     (!parts.is_empty()).then(|| parts.join(" "))
 }
@@ -155,7 +160,12 @@ fn table(diff: &str) -> String {
             _ => {
                 old += 1;
                 new += 1;
-                ("ctx", Some(old), Some(new), line.strip_prefix(' ').unwrap_or(line))
+                (
+                    "ctx",
+                    Some(old),
+                    Some(new),
+                    line.strip_prefix(' ').unwrap_or(line),
+                )
             }
         };
         let num = |n: Option<u64>| n.map_or(String::new(), |n| format!(" data-n=\"{n}\""));

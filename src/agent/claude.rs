@@ -1,0 +1,90 @@
+//! What running Claude Code needs beyond its command line: a working CLI (`--version`
+//! preflight) and an isolated configuration per instance.
+//!
+//! Parallel CLIs writing one `~/.claude.json` corrupt it, so each instance gets its own
+//! `CLAUDE_CONFIG_DIR` in `state/claude/` (sessions live there too, so `--resume` keeps
+//! working across runs). The user's login travels without copying any credential into a
+//! workspace: an API key through the inherited environment, a subscription login through
+//! `CLAUDE_CODE_OAUTH_TOKEN` taken from the user's own credentials file at spawn time.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+use crate::config::AgentConfig;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sets the instance's own `CLAUDE_CONFIG_DIR` (unless `agent.env` chose one) and carries a
+/// subscription login along when no API key is set.
+pub fn isolate(env: &mut BTreeMap<String, OsString>, ws: &Workspace) {
+    if !env.contains_key("CLAUDE_CONFIG_DIR") {
+        env.insert("CLAUDE_CONFIG_DIR".into(), ws.agent_config().into_os_string());
+    }
+    let has = |name: &str| {
+        env.contains_key(name) || std::env::var_os(name).is_some_and(|v| !v.is_empty())
+    };
+    if has("ANTHROPIC_API_KEY") || has("ANTHROPIC_AUTH_TOKEN") || has("CLAUDE_CODE_OAUTH_TOKEN") {
+        return;
+    }
+    if let Some(token) = subscription_token() {
+        env.insert("CLAUDE_CODE_OAUTH_TOKEN".into(), token.into());
+    }
+}
+
+/// The user's own Claude Code configuration folder.
+fn user_config_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude"))
+}
+
+/// The access token of a subscription login (`.credentials.json` in the user's config
+/// folder, as Claude Code writes it on Linux), read, never copied.
+fn subscription_token() -> Option<String> {
+    let path = user_config_dir()?.join(".credentials.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value
+        .pointer("/claudeAiOauth/accessToken")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// Runs `<command> --version`; refuses to start the run when it does not answer.
+pub fn check_version(agent: &AgentConfig) -> Result<()> {
+    let not_working = |reason: String| Error::AgentNotFound {
+        command: agent.command.clone(),
+        reason,
+    };
+    let mut child = Command::new(&agent.program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| not_working(format!("cannot be started: {e}")))?;
+    match child.wait_timeout(VERSION_TIMEOUT) {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => Err(not_working(format!("`--version` failed ({status})"))),
+        Ok(None) | Err(_) => {
+            let pgid = i32::try_from(child.id()).unwrap_or(0);
+            crate::exec::groups::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            Err(not_working(format!(
+                "`--version` did not answer within {}s",
+                VERSION_TIMEOUT.as_secs()
+            )))
+        }
+    }
+}
