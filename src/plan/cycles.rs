@@ -125,7 +125,11 @@ fn describe(tasks: &[Task], path: &[(usize, Edge)]) -> Cycle {
         .filter(|&k| matches!(path[k].1, Edge::Need(_)))
         .min_by_key(|&k| path[k].0)
         .unwrap_or(0);
-    let steps: Vec<(usize, Edge)> = path[first..].iter().chain(&path[..first]).copied().collect();
+    let steps: Vec<(usize, Edge)> = path[first..]
+        .iter()
+        .chain(&path[..first])
+        .copied()
+        .collect();
     let mut names: Vec<&str> = steps.iter().map(|(n, _)| tasks[*n].id.as_str()).collect();
     names.push(names[0]);
     let mut text = names.join(" -> ");

@@ -15,7 +15,10 @@ const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = parse_span(text)?;
     if d.is_zero() {
-        return Err(format!("`{}` is zero; a duration must be above zero", text.trim()));
+        return Err(format!(
+            "`{}` is zero; a duration must be above zero",
+            text.trim()
+        ));
     }
     Ok(d)
 }
@@ -27,7 +30,9 @@ pub(crate) fn parse_span(text: &str) -> Result<Duration, String> {
         return Err("is empty; write a duration such as `90s`, `5m` or `1h30m`".into());
     }
     if text.starts_with('-') {
-        return Err(format!("`{text}` is negative; a duration must be above zero"));
+        return Err(format!(
+            "`{text}` is negative; a duration must be above zero"
+        ));
     }
     let mut rest = text;
     let mut total: u64 = 0;
@@ -41,10 +46,7 @@ pub(crate) fn parse_span(text: &str) -> Result<Duration, String> {
             ));
         }
         let (number, after) = rest.split_at(digits);
-        let unit_len = after
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit())
-            .count();
+        let unit_len = after.bytes().take_while(|b| !b.is_ascii_digit()).count();
         let (unit, after) = after.split_at(unit_len);
         if unit.is_empty() {
             return Err(format!(
@@ -120,7 +122,10 @@ mod tests {
         let err = |t: &str| parse_duration(t).unwrap_err();
         assert_eq!(err("0s"), "`0s` is zero; a duration must be above zero");
         assert_eq!(err("0h0m"), "`0h0m` is zero; a duration must be above zero");
-        assert_eq!(err("-5s"), "`-5s` is negative; a duration must be above zero");
+        assert_eq!(
+            err("-5s"),
+            "`-5s` is negative; a duration must be above zero"
+        );
         assert_eq!(
             err(""),
             "is empty; write a duration such as `90s`, `5m` or `1h30m`"
@@ -140,8 +145,14 @@ mod tests {
         );
         assert!(err("30m1h").contains("out of order"));
         assert!(err("1m1m").contains("out of order"));
-        assert_eq!(err("99999999999999999999s"), "`99999999999999999999s` is too long");
-        assert_eq!(err("18446744073709551615h"), "`18446744073709551615h` is too long");
+        assert_eq!(
+            err("99999999999999999999s"),
+            "`99999999999999999999s` is too long"
+        );
+        assert_eq!(
+            err("18446744073709551615h"),
+            "`18446744073709551615h` is too long"
+        );
         assert!(err("m").contains("is not a duration"));
         assert!(err("five minutes").contains("is not a duration"));
     }

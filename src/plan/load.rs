@@ -41,10 +41,16 @@ pub fn load(path: &Path) -> Result<Plan> {
             None,
             None,
             "",
-            format!("not a plan: the file is larger than {} MiB", MAX_PLAN_BYTES >> 20),
+            format!(
+                "not a plan: the file is larger than {} MiB",
+                MAX_PLAN_BYTES >> 20
+            ),
         ));
     }
-    let text = match (bytes.iter().position(|b| *b == 0), std::str::from_utf8(&bytes)) {
+    let text = match (
+        bytes.iter().position(|b| *b == 0),
+        std::str::from_utf8(&bytes),
+    ) {
         (Some(at), _) => {
             let (line, column) = line_column(&bytes, at);
             return Err(problem(
@@ -71,7 +77,11 @@ pub fn load(path: &Path) -> Result<Plan> {
         Err(err) => return Err(Error::Plan(vec![serde_problem(path, &err, &locator)])),
         Ok(Shape::Map) => {}
         Ok(Shape::Null) => {
-            let what = if text.trim().is_empty() { "is empty" } else { "holds no YAML value" };
+            let what = if text.trim().is_empty() {
+                "is empty"
+            } else {
+                "holds no YAML value"
+            };
             return Err(problem(
                 None,
                 None,
@@ -117,9 +127,15 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// 1-based line and column (in characters) of byte `at`.
 fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
     let before = &bytes[..at.min(bytes.len())];
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -142,7 +158,7 @@ fn serde_problem(file: &Path, err: &serde_yaml::Error, locator: &Locator) -> Pla
         } else {
             format!("{field}.{key}")
         };
-        if let Some(second) = locator.all(&key_path).nth(1) {
+        if let Some(second) = locator.keys(&key_path).nth(1) {
             pos = Some((second.line, second.column));
         }
         message = format!("duplicate key `{key}`");

@@ -75,7 +75,10 @@ fn a_good_plan_loads_with_every_field() {
     assert_eq!(plan.grace, Some(Duration::ZERO));
     assert_eq!(plan.ignore, [".git/"]);
     assert_eq!(plan.agent.kind, Some(AgentKind::Generic));
-    assert_eq!(plan.agent.env.as_ref().map(|e| e["PORT"].as_str()), Some("8080"));
+    assert_eq!(
+        plan.agent.env.as_ref().map(|e| e["PORT"].as_str()),
+        Some("8080")
+    );
     let dev = plan.instance("dev").expect("dev");
     assert_eq!(dev.ignore, ["target/"]);
     assert_eq!(dev.agent.session, Some(SessionMode::Fresh));
@@ -192,7 +195,7 @@ fn duplicate_keys_are_refused_in_structs_and_in_maps() {
     );
     assert_eq!(
         problems("tasks:\n  - {id: a, id: b}\n"),
-        ["p.yaml:2:5: `tasks[0]`: duplicate key `id`"]
+        ["p.yaml:2:13: `tasks[0]`: duplicate key `id`"]
     );
 }
 
@@ -224,7 +227,10 @@ fn shape_and_syntax_problems_name_the_file() {
         ]
     );
     let syntax = problems("tasks:\n  - id: [a\n");
-    assert!(syntax[0].starts_with("p.yaml:3:1: not valid YAML: did not find expected ',' or ']'"), "{syntax:?}");
+    assert!(
+        syntax[0].starts_with("p.yaml:3:1: not valid YAML: did not find expected ',' or ']'"),
+        "{syntax:?}"
+    );
     let two_docs = problems("a: 1\n---\nb: 2\n");
     assert_eq!(
         two_docs,
@@ -251,13 +257,20 @@ fn type_problems_stop_at_the_first_with_its_location() {
 fn binary_and_non_utf8_files_are_refused() {
     assert_eq!(
         problems("name: a\nx\0y"),
-        ["p.yaml:2:2: not a plan: the file holds binary data (a NUL byte); a plan is a YAML text file"]
+        [
+            "p.yaml:2:2: not a plan: the file holds binary data (a NUL byte); a plan is a YAML text file"
+        ]
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("latin1.yaml");
     std::fs::write(&path, b"name: caf\xe9\n").expect("write");
     let err = load(&path).expect_err("not utf-8");
-    assert!(err.to_string().ends_with("latin1.yaml:1:10: not a plan: the file is not UTF-8 text; a plan is a YAML text file"), "{err}");
+    assert!(
+        err.to_string().ends_with(
+            "latin1.yaml:1:10: not a plan: the file is not UTF-8 text; a plan is a YAML text file"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -295,10 +308,10 @@ fn missing_required_fields_and_empty_lists_are_named() {
     assert_eq!(
         problems("name: x\ninstances: []\ntasks:\n  - instance: a\n"),
         [
-            "p.yaml:2:1: `instances`: a plan needs at least one instance",
+            "p.yaml:2:12: `instances`: a plan needs at least one instance",
             "p.yaml:4:5: `tasks[0]`: missing `id`",
             "p.yaml:4:5: `tasks[0]`: missing `prompt`",
-            "p.yaml:4:17: `tasks[0].instance`: unknown instance `a` (known: none)",
+            "p.yaml:4:15: `tasks[0].instance`: unknown instance `a` (known: none)",
         ]
     );
 }
@@ -323,8 +336,15 @@ tasks: [{id: t, instance: a, prompt: p}]
     };
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "instances[1].template");
-    assert!(problems[0].message.starts_with("template `../fixtures/file` is not a folder"));
+    assert!(
+        problems[0]
+            .message
+            .starts_with("template `../fixtures/file` is not a folder")
+    );
     std::fs::write(&path, text.replace("fixtures/file", "fixtures/app")).expect("write");
     let plan = load(&path).expect("plan");
-    assert_eq!(plan.instances[0].template, Some(plans.join("../fixtures/app")));
+    assert_eq!(
+        plan.instances[0].template,
+        Some(plans.join("../fixtures/app"))
+    );
 }

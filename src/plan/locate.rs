@@ -21,6 +21,8 @@ pub struct Pos {
 #[derive(Debug, Default)]
 pub struct Locator {
     entries: Vec<(String, Pos)>,
+    /// Where each mapping key itself starts, for problems about the key (duplicates).
+    keys: Vec<(String, Pos)>,
 }
 
 impl Locator {
@@ -31,6 +33,7 @@ impl Locator {
         }
         Locator {
             entries: scanner.entries,
+            keys: scanner.keys,
         }
     }
 
@@ -50,9 +53,17 @@ impl Locator {
         self.all(path).next()
     }
 
-    /// Every place `path` was seen: more than one for a duplicated key.
+    /// Every place `path`'s value was seen: more than one for a duplicated key.
     pub fn all<'a>(&'a self, path: &'a str) -> impl Iterator<Item = Pos> + 'a {
         self.entries
+            .iter()
+            .filter(move |(p, _)| p == path)
+            .map(|(_, pos)| *pos)
+    }
+
+    /// Every place the key ending `path` was seen, in file order.
+    pub fn keys<'a>(&'a self, path: &'a str) -> impl Iterator<Item = Pos> + 'a {
+        self.keys
             .iter()
             .filter(move |(p, _)| p == path)
             .map(|(_, pos)| *pos)
@@ -98,6 +109,7 @@ struct Frame {
 #[derive(Debug, Default)]
 struct Scanner {
     entries: Vec<(String, Pos)>,
+    keys: Vec<(String, Pos)>,
     stack: Vec<Frame>,
     /// A key or `-` whose value is on the following lines: its path and column.
     /// `Some((path, None))` at the very start, when the root may begin at any column.
@@ -152,9 +164,22 @@ impl Scanner {
                 item.clone(),
                 Pos {
                     line: number,
-                    column: if rest.is_empty() { col + 1 } else { rest_col + 1 },
+                    column: if rest.is_empty() {
+                        col + 1
+                    } else {
+                        rest_col + 1
+                    },
                 },
             ));
+            if rest.starts_with('[') || rest.starts_with('{') {
+                let mut found = Found {
+                    values: &mut self.entries,
+                    keys: &mut self.keys,
+                };
+                flow(rest, rest_col, number, &item, &mut found);
+                self.skip_deeper_than = Some(col);
+                return;
+            }
             // `- key: value` opens a mapping at the key's column; `-` alone, at the next line.
             self.pending = Some((item, Some(col)));
             if !rest.is_empty() && !rest.starts_with('#') {
@@ -173,6 +198,7 @@ impl Scanner {
             line: number,
             column: column + 1,
         };
+        self.keys.push((key_path.clone(), pos(col)));
         if value.is_empty() || is_props_only(value) {
             self.entries.push((key_path.clone(), pos(col)));
             self.pending = Some((key_path, Some(col)));
@@ -180,7 +206,11 @@ impl Scanner {
         }
         self.entries.push((key_path.clone(), pos(value_col)));
         if value.starts_with('[') || value.starts_with('{') {
-            flow(value, value_col, number, &key_path, &mut self.entries);
+            let mut found = Found {
+                values: &mut self.entries,
+                keys: &mut self.keys,
+            };
+            flow(value, value_col, number, &key_path, &mut found);
         }
         self.skip_deeper_than = Some(col);
     }
@@ -274,9 +304,15 @@ fn is_props_only(value: &str) -> bool {
         .all(|word| word.starts_with('&') || word.starts_with('!'))
 }
 
+/// Where a flow collection's items and keys go.
+struct Found<'a> {
+    values: &'a mut Vec<(String, Pos)>,
+    keys: &'a mut Vec<(String, Pos)>,
+}
+
 /// Records the items of a one-line flow collection starting at `value` (a `[` or `{` at
 /// 0-based column `col`). Stops quietly at anything it does not understand.
-fn flow(value: &str, col: usize, line: usize, path: &str, out: &mut Vec<(String, Pos)>) {
+fn flow(value: &str, col: usize, line: usize, path: &str, out: &mut Found<'_>) {
     let chars: Vec<char> = value.chars().collect();
     let mut at = 0;
     flow_collection(&chars, &mut at, col, line, path, out);
@@ -288,7 +324,7 @@ fn flow_collection(
     col: usize,
     line: usize,
     path: &str,
-    out: &mut Vec<(String, Pos)>,
+    out: &mut Found<'_>,
 ) -> Option<()> {
     let close = match chars.get(*at)? {
         '[' => ']',
@@ -309,7 +345,15 @@ fn flow_collection(
         let item_path = if close == '}' && chars.get(*at) == Some(&':') {
             *at += 1;
             skip_spaces(chars, at);
-            join_key(path, &scalar.unwrap_or_default())
+            let key_path = join_key(path, &scalar.unwrap_or_default());
+            out.keys.push((
+                key_path.clone(),
+                Pos {
+                    line,
+                    column: col + start + 1,
+                },
+            ));
+            key_path
         } else if close == ']' {
             *at = start; // not a key: re-read it as the item itself
             let p = format!("{path}[{index}]");
@@ -319,7 +363,7 @@ fn flow_collection(
             return None;
         };
         let value_start = *at;
-        out.push((
+        out.values.push((
             item_path.clone(),
             Pos {
                 line,
@@ -443,6 +487,9 @@ tasks:
         assert_eq!(at(&loc, "tasks[1].timeout"), (25, 12));
         assert_eq!(at(&loc, "tasks[2].id"), (27, 7));
         assert_eq!(at(&loc, "tasks[2].needs[1]"), (30, 7));
+        let flow = Locator::new("tasks:\n  - {id: a, needs: [b]}\n  - [x]\n");
+        assert_eq!(at(&flow, "tasks[0].needs[0]"), (2, 21));
+        assert_eq!(at(&flow, "tasks[1][0]"), (3, 6));
     }
 
     #[test]
@@ -467,11 +514,28 @@ tasks:
         let loc = Locator::new("agent:\n  env:\n    A: 1\n    A: 2\n");
         let lines: Vec<usize> = loc.all("agent.env.A").map(|p| p.line).collect();
         assert_eq!(lines, [3, 4]);
+        let keys: Vec<(usize, usize)> = loc
+            .keys("agent.env.A")
+            .map(|p| (p.line, p.column))
+            .collect();
+        assert_eq!(keys, [(3, 5), (4, 5)]);
+        let flow = Locator::new("tasks: [{id: a, id: b}]\n");
+        let keys: Vec<usize> = flow.keys("tasks[0].id").map(|p| p.column).collect();
+        assert_eq!(keys, [10, 17]);
     }
 
     #[test]
     fn survives_odd_input() {
-        for text in ["", ":", "- - -", "[a, {b: [c", "a: [\n", "\"x", "  - a: b\nc", "{: }"] {
+        for text in [
+            "",
+            ":",
+            "- - -",
+            "[a, {b: [c",
+            "a: [\n",
+            "\"x",
+            "  - a: b\nc",
+            "{: }",
+        ] {
             let _ = Locator::new(text).find("tasks[0].id");
         }
     }

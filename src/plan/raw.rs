@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// The top level of a plan file (SPEC.md "Plan file (YAML, version 1)").
 #[derive(Debug, Default, Deserialize)]
@@ -189,9 +189,13 @@ mod tests {
     fn wrong_shapes_and_unknown_fields_are_refused_with_a_location() {
         let err = serde_yaml::from_str::<RawPlan>("jobs: 2.5").unwrap_err();
         assert!(err.to_string().contains("expected a whole number"), "{err}");
-        let err = serde_yaml::from_str::<RawPlan>("tasks:\n  - id: a\n    nedes: [b]\n")
-            .unwrap_err();
-        assert!(err.to_string().starts_with("tasks[0]: unknown field `nedes`"), "{err}");
+        let err =
+            serde_yaml::from_str::<RawPlan>("tasks:\n  - id: a\n    nedes: [b]\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("tasks[0]: unknown field `nedes`"),
+            "{err}"
+        );
         assert_eq!(err.location().map(|l| l.line()), Some(3));
         let err = serde_yaml::from_str::<RawPlan>("name: [a]").unwrap_err();
         assert!(err.to_string().contains("expected a string"), "{err}");

@@ -22,8 +22,13 @@ pub const MAX_TURNS: i128 = 10_000;
 pub const MAX_BUDGET_USD: f64 = 10_000.0;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_GRACE: Duration = Duration::from_secs(3600);
-pub const PERMISSION_MODES: [&str; 5] =
-    ["acceptEdits", "bypassPermissions", "default", "dontAsk", "plan"];
+pub const PERMISSION_MODES: [&str; 5] = [
+    "acceptEdits",
+    "bypassPermissions",
+    "default",
+    "dontAsk",
+    "plan",
+];
 
 /// Collects problems against one plan file.
 pub(super) struct Checker<'a> {
@@ -66,7 +71,10 @@ impl<'a> Checker<'a> {
 
     fn name(&mut self, field: &str, what: &str, name: &str) {
         if let Err(why) = check_name(name) {
-            self.problem(field, format!("invalid {what} `{}`: {why}", name.escape_default()));
+            self.problem(
+                field,
+                format!("invalid {what} `{}`: {why}", name.escape_default()),
+            );
         }
     }
 
@@ -123,7 +131,10 @@ impl<'a> Checker<'a> {
     fn patterns(&mut self, field: &str, patterns: Option<&Vec<String>>) {
         for (i, p) in patterns.into_iter().flatten().enumerate() {
             if p.trim().is_empty() {
-                self.problem(&format!("{field}[{i}]"), "an ignore pattern must not be empty");
+                self.problem(
+                    &format!("{field}[{i}]"),
+                    "an ignore pattern must not be empty",
+                );
             }
         }
     }
@@ -170,12 +181,18 @@ impl<'a> Checker<'a> {
         }
         for (i, tool) in raw.allowed_tools.iter().flatten().enumerate() {
             if tool.trim().is_empty() {
-                self.problem(&format!("{field}.allowed_tools[{i}]"), "a tool name must not be empty");
+                self.problem(
+                    &format!("{field}.allowed_tools[{i}]"),
+                    "a tool name must not be empty",
+                );
             }
         }
         let texts = raw.command.iter().chain(raw.args.iter().flatten());
         if texts.clone().any(|t| t.contains('\0')) {
-            self.problem(field, "the agent command and args must not hold a NUL character");
+            self.problem(
+                field,
+                "the agent command and args must not hold a NUL character",
+            );
         }
         let max_turns = self
             .whole(&f("max_turns"), raw.max_turns, 1, MAX_TURNS)
@@ -186,7 +203,9 @@ impl<'a> Checker<'a> {
             } else {
                 self.problem(
                     &f("max_budget_usd"),
-                    format!("`{usd}` is out of range; must be above 0 and at most {MAX_BUDGET_USD}"),
+                    format!(
+                        "`{usd}` is out of range; must be above 0 and at most {MAX_BUDGET_USD}"
+                    ),
                 );
                 None
             }
@@ -246,7 +265,10 @@ impl<'a> Checker<'a> {
             ),
             Some(_) => {}
         }
-        let template = raw.template.as_ref().and_then(|t| self.template(&f("template"), t, dir));
+        let template = raw
+            .template
+            .as_ref()
+            .and_then(|t| self.template(&f("template"), t, dir));
         self.patterns(&f("ignore"), raw.ignore.as_ref());
         let agent = self.agent(&f("agent"), raw.agent.as_ref());
         Instance {
@@ -271,7 +293,10 @@ impl<'a> Checker<'a> {
             Ok(meta) if meta.is_dir() => return Some(path),
             Ok(_) => self.problem(
                 field,
-                format!("template `{template}` is not a folder (at `{}`)", path.display()),
+                format!(
+                    "template `{template}` is not a folder (at `{}`)",
+                    path.display()
+                ),
             ),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.problem(
                 field,
@@ -310,7 +335,10 @@ impl<'a> Checker<'a> {
             .and_then(|n| u32::try_from(n).ok());
         Task {
             id,
-            instance: raw.instance.as_ref().map_or_else(String::new, |n| n.0.clone()),
+            instance: raw
+                .instance
+                .as_ref()
+                .map_or_else(String::new, |n| n.0.clone()),
             prompt: raw.prompt.clone().unwrap_or_default(),
             needs: raw.needs.iter().flatten().map(|n| n.0.clone()).collect(),
             timeout,
@@ -330,7 +358,10 @@ impl<'a> Checker<'a> {
                 seen.insert(inst.name.as_str(), first);
                 self.problem(
                     &format!("instances[{i}].name"),
-                    format!("duplicate instance name `{}` (also `instances[{first}]`)", inst.name),
+                    format!(
+                        "duplicate instance name `{}` (also `instances[{first}]`)",
+                        inst.name
+                    ),
                 );
             }
         }
@@ -368,7 +399,10 @@ impl<'a> Checker<'a> {
                     self.problem_at(
                         &field,
                         &at,
-                        format!("unknown task `{}` (known: {known_tasks})", need.escape_default()),
+                        format!(
+                            "unknown task `{}` (known: {known_tasks})",
+                            need.escape_default()
+                        ),
                     );
                 } else if task.needs[..j].contains(need) {
                     self.problem_at(&field, &at, format!("`{need}` is listed twice"));
@@ -425,7 +459,13 @@ pub(super) fn validate(
     let mut c = Checker::new(file, locator);
     if let Some(v) = raw.version {
         if v.0 != 1 {
-            c.problem("version", format!("unsupported plan version `{}`; this borg-batch reads version 1", v.0));
+            c.problem(
+                "version",
+                format!(
+                    "unsupported plan version `{}`; this borg-batch reads version 1",
+                    v.0
+                ),
+            );
         }
     }
     let name = match &raw.name {
@@ -434,7 +474,10 @@ pub(super) fn validate(
             n.0.clone()
         }
         None => {
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if let Err(why) = check_name(&stem) {
                 c.problem(
                     "name",
@@ -448,7 +491,11 @@ pub(super) fn validate(
             stem
         }
     };
-    c.non_empty("workspaces", raw.workspaces.as_deref(), "the workspaces folder");
+    c.non_empty(
+        "workspaces",
+        raw.workspaces.as_deref(),
+        "the workspaces folder",
+    );
     let jobs = c
         .whole("jobs", raw.jobs, 1, MAX_JOBS)
         .and_then(|n| usize::try_from(n).ok());
@@ -472,7 +519,11 @@ pub(super) fn validate(
     if raw_tasks.is_empty() {
         c.problem("tasks", "a plan needs at least one task");
     }
-    let tasks: Vec<Task> = raw_tasks.iter().enumerate().map(|(i, t)| c.task(i, t)).collect();
+    let tasks: Vec<Task> = raw_tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| c.task(i, t))
+        .collect();
     c.references(&instances, &tasks);
     let problems = c.into_problems();
     if !problems.is_empty() {
@@ -487,7 +538,10 @@ pub(super) fn validate(
         timeout,
         retries,
         grace,
-        ignore: raw.ignore.clone().unwrap_or_else(|| vec![".git/".to_string()]),
+        ignore: raw
+            .ignore
+            .clone()
+            .unwrap_or_else(|| vec![".git/".to_string()]),
         agent,
         instances,
         tasks,

@@ -142,7 +142,11 @@ fn overview(report: &Report) -> String {
             escape(&t.instance),
             badges(t),
             t.attempts,
-            duration(t.duration_ms),
+            if t.attempts == 0 {
+                "–".to_string()
+            } else {
+                duration(t.duration_ms)
+            },
             task_cost(t.cost_usd),
             files(t),
             tests_line(t.tests)
@@ -204,9 +208,16 @@ fn card(t: &TaskReport) -> String {
         let _ = write!(out, "<div><dt>{name}</dt><dd>{value}</dd></div>");
     };
     fact("Attempts", t.attempts.to_string());
-    fact("Duration", duration(t.duration_ms));
-    fact("Cost", task_cost(t.cost_usd));
-    fact("Tests", tests_line(t.tests));
+    // A task that never ran has no duration, cost or tests worth a dash each.
+    if t.attempts > 0 {
+        fact("Duration", duration(t.duration_ms));
+    }
+    if t.cost_usd.is_some() {
+        fact("Cost", task_cost(t.cost_usd));
+    }
+    if t.tests.is_some() {
+        fact("Tests", tests_line(t.tests));
+    }
     if let Some(code) = t.exit_code {
         fact("Exit code", code.to_string());
     }
@@ -242,7 +253,8 @@ fn card(t: &TaskReport) -> String {
             escape(result)
         );
     }
-    if t.history.len() > 1 || t.history.iter().any(|a| !a.status.is_pass()) {
+    // One attempt says nothing the facts above do not.
+    if t.history.len() > 1 {
         out.push_str(&attempts(t));
     }
     if !t.changes.is_empty() {

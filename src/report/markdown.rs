@@ -35,6 +35,7 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("\n## Details\n\n");
     let mut left_out = 0usize;
+    let mut diffs_cut = false;
     for (i, task) in tasks.iter().enumerate() {
         let full = details(task, true);
         if out.len() + full.len() <= limit {
@@ -44,17 +45,25 @@ pub fn render(report: &Report) -> String {
         let short = details(task, false);
         if out.len() + short.len() <= limit {
             out.push_str(&short);
+            diffs_cut = true;
             continue;
         }
         left_out = tasks.len() - i;
         break;
     }
-    if left_out > 0 {
+    if left_out > 0 || diffs_cut {
+        let what = if left_out > 0 {
+            format!(
+                "the details of {left_out} more task{} are left out",
+                if left_out == 1 { "" } else { "s" }
+            )
+        } else {
+            "some diffs are left out".to_string()
+        };
         let _ = writeln!(
             out,
-            "> [!NOTE]\n> Truncated to fit a GitHub comment: the details of {left_out} more \
-             task{} are left out. `report.html` in the run directory shows every diff.",
-            if left_out == 1 { "" } else { "s" }
+            "> [!NOTE]\n> Truncated to fit a GitHub comment: {what}. \
+             `report.html` in the run directory shows every diff."
         );
     }
     out
@@ -66,14 +75,18 @@ pub fn render_summary(report: &Report) -> String {
     let _ = writeln!(out, "# borg-batch: {}\n", text(&report.plan_name));
     let _ = writeln!(
         out,
-        "Run `{}` of {} · {} → {}",
+        "Run `{}` · plan {} · {} → {}",
         code_span_safe(&report.run_id),
         text(&report.plan),
         text(&report.started_at),
         text(&report.finished_at)
     );
     if let Some(from) = &report.carried_from {
-        let _ = writeln!(out, "Outcomes carried over from {}", text(from));
+        let _ = writeln!(
+            out,
+            "\nOutcomes of tasks not run carried over from {}",
+            text(from)
+        );
     }
     out.push('\n');
     let s = &report.summary;
@@ -109,7 +122,11 @@ pub fn render_summary(report: &Report) -> String {
             cell(&t.instance),
             status_cell(t),
             t.attempts,
-            duration(t.duration_ms),
+            if t.attempts == 0 {
+                "–".to_string()
+            } else {
+                duration(t.duration_ms)
+            },
             task_cost(t.cost_usd),
             files_cell(&t.changes),
             tests_line(t.tests)
@@ -186,12 +203,20 @@ fn details(t: &TaskReport, with_diffs: bool) -> String {
     }
     for c in &t.changes {
         let _ = writeln!(out, "- {}", change_line(c));
-        if let (true, Some(diff)) = (with_diffs, c.diff.as_deref()) {
+        if let (true, Some(diff)) = (with_diffs, c.diff.as_deref().filter(|d| is_unified(d))) {
             let _ = writeln!(out, "\n{}", indent(&fenced(&cap_diff(diff), "diff")));
         }
     }
-    if !with_diffs && t.changes.iter().any(|c| c.diff.is_some()) {
+    if !with_diffs
+        && t.changes
+            .iter()
+            .any(|c| c.diff.as_deref().is_some_and(is_unified))
+    {
         out.push_str("\n_Diffs left out to fit a GitHub comment: see `report.html`._\n");
+    }
+    // Exactly one blank line before `</details>`, so the Markdown above it is closed.
+    while out.ends_with("\n\n") {
+        out.pop();
     }
     out.push_str("\n</details>\n\n");
     out
@@ -233,14 +258,22 @@ fn change_line(c: &Change) -> String {
                 size(c.size_after)
             ),
         };
-    } else if let Some(diff) = &c.diff {
+    } else if let Some(diff) = c.diff.as_deref().filter(|d| is_unified(d)) {
         let (a, r) = diff_stat(diff);
         let _ = write!(s, " (+{a} −{r})");
+    } else if let Some(line) = &c.diff {
+        // A size line for a file too large to diff.
+        let _ = write!(s, " — {}", text(line));
     }
     if let (Some(before), Some(after)) = (c.mode_before, c.mode_after) {
         let _ = write!(s, " — mode {before:o} → {after:o}");
     }
     s
+}
+
+/// A unified diff has hunks; anything else is a size line for a file too large to diff.
+fn is_unified(diff: &str) -> bool {
+    diff.lines().any(|l| l.starts_with("@@ "))
 }
 
 /// `content` in a code fence longer than any backtick run inside it.

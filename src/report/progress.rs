@@ -133,8 +133,8 @@ impl Progress {
         let facts = format!("{} {}", duration(t.duration_ms), task_cost(t.cost_usd));
         let (label, text) = match t.status {
             Status::Passed if t.flaky => (
-                "FLAKY",
-                format!("{name} {facts} (passed on attempt {})", t.attempts),
+                "PASS",
+                format!("{name} {facts} (flaky: passed on attempt {})", t.attempts),
             ),
             Status::Passed => ("PASS", format!("{name} {facts}")),
             Status::Failed => ("FAIL", format!("{name} {facts}: {error}")),

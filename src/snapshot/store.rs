@@ -8,7 +8,7 @@
 //! hash read from a tampered snapshot cache cannot reach outside the store.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -142,13 +142,6 @@ fn is_hash(s: &str) -> bool {
 /// `e` with the action and path in its message, keeping its kind.
 pub(crate) fn named(e: io::Error, action: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("cannot {action} `{}`: {e}", path.display()))
-}
-
-/// Reads up to `limit` bytes of the blob `hash` (for binary detection of large blobs).
-pub(crate) fn read_prefix(store: &Store, hash: &str, limit: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(limit.min(64 * 1024));
-    store.open(hash)?.take(limit as u64).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 #[cfg(test)]

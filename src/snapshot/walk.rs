@@ -335,3 +335,24 @@ fn mtime_ns(m: &Metadata) -> i128 {
 fn ctime_ns(m: &Metadata) -> i128 {
     i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path the walk saw as a regular file may be something else by the time it is
+    /// opened; the open must neither block (FIFO) nor follow (symlink).
+    #[test]
+    fn a_file_swapped_after_the_walk_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let fifo = dir.path().join("was-a-file");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(read_file(&fifo, &store), Err(ReadError::NotRegular("fifo"))));
+        let link = dir.path().join("now-a-link");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        assert!(matches!(read_file(&link, &store), Err(ReadError::NotRegular("symlink"))));
+        assert!(matches!(read_file(&dir.path().join("gone"), &store), Ok(None)));
+    }
+}

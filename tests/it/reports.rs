@@ -22,7 +22,7 @@ fn attempt(n: u32, status: Status, error: Option<&str>, task: &str) -> AttemptRe
     AttemptReport {
         attempt: n,
         status,
-        exit_code: if status == Status::TimedOut {
+        exit_code: if matches!(status, Status::TimedOut | Status::Interrupted) {
             None
         } else {
             Some(i32::from(!status.is_pass()))
@@ -248,17 +248,36 @@ fn markdown_fences_hold_backticks_and_details() {
     let md = render(&sample(), Format::Md);
     // README.md's diff has a run of four backticks: its fence must be longer.
     assert!(md.contains("  `````diff\n"), "{md}");
-    assert!(
-        !md.contains(XSS),
-        "raw HTML from an agent leaked into the Markdown"
-    );
-    assert!(
-        !md.contains("<img"),
-        "raw HTML from an agent leaked into the Markdown"
-    );
-    // Every `</details>` outside a fence is one of ours: one per task with details.
-    let details = md.matches("<details").count();
-    assert_eq!(details, 7);
+    // Agent text is inert: raw HTML only inside code fences.
+    let prose = outside_fences(&md);
+    assert!(!prose.contains("<script"), "raw HTML leaked: {prose}");
+    assert!(!prose.contains("<img"), "raw HTML leaked: {prose}");
+    assert!(md.contains(XSS), "the diff shows the file as it is");
+    // Outside the fences, every `<details>` and `</details>` is one of ours.
+    assert_eq!(prose.matches("<details").count(), 7);
+    assert_eq!(prose.matches("</details>").count(), 7);
+}
+
+/// The Markdown with every fenced code block left out (CommonMark's fence rules: a fence
+/// closes on a line of at least as many backticks).
+fn outside_fences(md: &str) -> String {
+    let mut out = String::new();
+    let mut open: Option<usize> = None;
+    for line in md.lines() {
+        let t = line.trim_start();
+        let ticks = t.chars().take_while(|c| *c == '`').count();
+        match open {
+            None if ticks >= 3 => open = Some(ticks),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            Some(n) if ticks >= n && t.trim_end().len() == ticks => open = None,
+            Some(_) => {}
+        }
+    }
+    assert!(open.is_none(), "a fence was never closed");
+    out
 }
 
 #[test]
