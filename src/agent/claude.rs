@@ -4,8 +4,8 @@
 //! Parallel CLIs writing one `~/.claude.json` corrupt it, so each instance gets its own
 //! `CLAUDE_CONFIG_DIR` in `state/claude/` (sessions live there too, so `--resume` keeps
 //! working across runs). The user's login travels without copying any credential into a
-//! workspace: an API key through the inherited environment, a subscription login through
-//! `CLAUDE_CODE_OAUTH_TOKEN` taken from the user's own credentials file at spawn time.
+//! workspace: an API key or `CLAUDE_CODE_OAUTH_TOKEN` through the inherited environment, a
+//! subscription login by pointing the CLI's credential store at the user's own folder.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -22,8 +22,10 @@ use crate::workspace::Workspace;
 
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sets the instance's own `CLAUDE_CONFIG_DIR` (unless `agent.env` chose one) and carries a
-/// subscription login along when no API key is set.
+/// Sets the instance's own `CLAUDE_CONFIG_DIR` (unless `agent.env` chose one) and, when
+/// no API key or token is set, lets the CLI read and refresh the user's subscription login
+/// where it lives (`CLAUDE_SECURESTORAGE_CONFIG_DIR`): nothing is copied, and a token
+/// refresh updates the user's own credentials.
 pub fn isolate(env: &mut BTreeMap<String, OsString>, ws: &Workspace) {
     if !env.contains_key("CLAUDE_CONFIG_DIR") {
         env.insert("CLAUDE_CONFIG_DIR".into(), ws.agent_config().into_os_string());
@@ -31,11 +33,14 @@ pub fn isolate(env: &mut BTreeMap<String, OsString>, ws: &Workspace) {
     let has = |name: &str| {
         env.contains_key(name) || std::env::var_os(name).is_some_and(|v| !v.is_empty())
     };
-    if has("ANTHROPIC_API_KEY") || has("ANTHROPIC_AUTH_TOKEN") || has("CLAUDE_CODE_OAUTH_TOKEN") {
+    let keyed = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"]
+        .iter()
+        .any(|name| has(name));
+    if keyed || has("CLAUDE_SECURESTORAGE_CONFIG_DIR") {
         return;
     }
-    if let Some(token) = subscription_token() {
-        env.insert("CLAUDE_CODE_OAUTH_TOKEN".into(), token.into());
+    if let Some(dir) = user_config_dir().filter(|d| d.join(".credentials.json").is_file()) {
+        env.insert("CLAUDE_SECURESTORAGE_CONFIG_DIR".into(), dir.into_os_string());
     }
 }
 
@@ -45,19 +50,6 @@ fn user_config_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude"))
-}
-
-/// The access token of a subscription login (`.credentials.json` in the user's config
-/// folder, as Claude Code writes it on Linux), read, never copied.
-fn subscription_token() -> Option<String> {
-    let path = user_config_dir()?.join(".credentials.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value
-        .pointer("/claudeAiOauth/accessToken")
-        .and_then(|t| t.as_str())
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
 }
 
 /// Runs `<command> --version`; refuses to start the run when it does not answer.

@@ -133,6 +133,8 @@ pub struct AgentResult {
     pub permission_denials: Vec<String>,
     /// Error texts the CLI listed (`errors`).
     pub errors: Vec<String>,
+    /// The HTTP status of a failed API call (`api_error_status`).
+    pub api_error_status: Option<u64>,
 }
 
 /// Parses a result line (see [`crate::exec::capture::ResultScanner`]).
@@ -177,6 +179,7 @@ pub fn parse_result(line: &str) -> Option<AgentResult> {
         result: text("result"),
         permission_denials: denials,
         errors,
+        api_error_status: obj.get("api_error_status").and_then(Value::as_u64),
     })
 }
 
@@ -221,6 +224,9 @@ pub fn describe_failure(r: &AgentResult) -> String {
 /// Whether a failed result is the API refusing for load (HTTP 429 rate limit or 529
 /// overloaded): worth a back-off and another try, apart from `retries`.
 pub fn is_rate_limited(r: &AgentResult) -> bool {
+    if let Some(status) = r.api_error_status {
+        return matches!(status, 429 | 529);
+    }
     let mut text = r.result.clone().unwrap_or_default();
     for e in &r.errors {
         text.push(' ');

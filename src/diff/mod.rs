@@ -43,7 +43,11 @@ pub fn patch(before: &Snapshot, after: &Snapshot, store: &Store) -> Option<Strin
 }
 
 /// [`changes`] and [`patch`] at once, reading and diffing each file once.
-pub fn compare(before: &Snapshot, after: &Snapshot, store: &Store) -> (Vec<Change>, Option<String>) {
+pub fn compare(
+    before: &Snapshot,
+    after: &Snapshot,
+    store: &Store,
+) -> (Vec<Change>, Option<String>) {
     let mut changes = Vec::new();
     let mut patch = String::new();
     let paths: BTreeSet<&Vec<u8>> = before.entries.keys().chain(after.entries.keys()).collect();
@@ -80,7 +84,9 @@ pub fn compare(before: &Snapshot, after: &Snapshot, store: &Store) -> (Vec<Chang
                         changes.push(symlink_change(path, Some(target), None));
                         pending_link_deletion = Some(target);
                     }
-                    Some(Entry::Dir) if type_change => changes.push(dir_change(path, ChangeKind::Deleted)),
+                    Some(Entry::Dir) if type_change => {
+                        changes.push(dir_change(path, ChangeKind::Deleted));
+                    }
                     _ => {}
                 }
                 match new {
@@ -97,7 +103,9 @@ pub fn compare(before: &Snapshot, after: &Snapshot, store: &Store) -> (Vec<Chang
                     Some(Entry::Symlink { target }) => {
                         changes.push(symlink_change(path, None, Some(target)));
                     }
-                    Some(Entry::Dir) if type_change => changes.push(dir_change(path, ChangeKind::Added)),
+                    Some(Entry::Dir) if type_change => {
+                        changes.push(dir_change(path, ChangeKind::Added));
+                    }
                     _ => {}
                 }
                 patch.push_str(&sections);
@@ -251,7 +259,13 @@ fn link_deletion(path: &[u8], target: &[u8]) -> String {
         return String::new();
     };
     let mut out = String::new();
-    section(&mut out, name, Side::Symlink, Side::Absent, &text::hunks(target, ""));
+    section(
+        &mut out,
+        name,
+        Side::Symlink,
+        Side::Absent,
+        &text::hunks(target, ""),
+    );
     out
 }
 

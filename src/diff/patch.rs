@@ -11,7 +11,11 @@ use std::fmt::Write;
 
 /// git's file mode for a regular file: only the owner's executable bit counts.
 pub(crate) fn git_mode(mode: u32) -> &'static str {
-    if mode & 0o100 != 0 { "100755" } else { "100644" }
+    if mode & 0o100 != 0 {
+        "100755"
+    } else {
+        "100644"
+    }
 }
 
 /// One side of a file section.
@@ -39,7 +43,12 @@ pub(crate) fn section(out: &mut String, path: &str, before: Side, after: Side, h
         }
         (Side::Symlink, Side::Absent) => out.push_str("deleted file mode 120000\n"),
         (Side::File(old), Side::File(new)) if git_mode(old) != git_mode(new) => {
-            let _ = writeln!(out, "old mode {}\nnew mode {}", git_mode(old), git_mode(new));
+            let _ = writeln!(
+                out,
+                "old mode {}\nnew mode {}",
+                git_mode(old),
+                git_mode(new)
+            );
         }
         _ => {}
     }
@@ -104,16 +113,28 @@ mod tests {
     #[test]
     fn headers_like_git() {
         let mut out = String::new();
-        section(&mut out, "new sp", Side::Absent, Side::File(0o644), "@@ -0,0 +1 @@\n+n\n");
+        section(
+            &mut out,
+            "new sp",
+            Side::Absent,
+            Side::File(0o644),
+            "@@ -0,0 +1 @@\n+n\n",
+        );
         assert_eq!(
             out,
             "diff --git a/new sp b/new sp\nnew file mode 100644\n--- /dev/null\n+++ b/new sp\t\n@@ -0,0 +1 @@\n+n\n"
         );
         let mut out = String::new();
         section(&mut out, "empty", Side::File(0o600), Side::Absent, "");
-        assert_eq!(out, "diff --git a/empty b/empty\ndeleted file mode 100644\n");
+        assert_eq!(
+            out,
+            "diff --git a/empty b/empty\ndeleted file mode 100644\n"
+        );
         let mut out = String::new();
         section(&mut out, "run.sh", Side::File(0o644), Side::File(0o755), "");
-        assert_eq!(out, "diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n");
+        assert_eq!(
+            out,
+            "diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n"
+        );
     }
 }

@@ -43,7 +43,10 @@ impl Case {
 }
 
 fn kinds(changes: &[Change]) -> Vec<(String, &'static str)> {
-    changes.iter().map(|c| (c.path.clone(), c.kind.as_str())).collect()
+    changes
+        .iter()
+        .map(|c| (c.path.clone(), c.kind.as_str()))
+        .collect()
 }
 
 #[test]
@@ -61,7 +64,11 @@ fn text_changes_are_diffed_and_sorted() {
     });
     assert_eq!(
         kinds(&changes),
-        [("a/new.txt".into(), "added"), ("b.txt".into(), "modified"), ("gone.txt".into(), "deleted")]
+        [
+            ("a/new.txt".into(), "added"),
+            ("b.txt".into(), "modified"),
+            ("gone.txt".into(), "deleted")
+        ]
     );
     let added = &changes[0];
     assert_eq!((added.size_before, added.size_after), (None, Some(2)));
@@ -75,7 +82,10 @@ fn text_changes_are_diffed_and_sorted() {
     );
     assert_eq!(changes[2].size_after, None);
     let patch = patch.unwrap();
-    assert!(patch.starts_with("diff --git a/a/new.txt b/a/new.txt\nnew file mode 100644\n"), "{patch}");
+    assert!(
+        patch.starts_with("diff --git a/a/new.txt b/a/new.txt\nnew file mode 100644\n"),
+        "{patch}"
+    );
     assert!(patch.contains("diff --git a/gone.txt b/gone.txt\ndeleted file mode 100644\n--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"), "{patch}");
 }
 
@@ -92,7 +102,10 @@ fn exec_bit_alone_is_a_modification_without_diff() {
     let c = &changes[0];
     assert_eq!((c.mode_before, c.mode_after), (Some(0o644), Some(0o755)));
     assert_eq!(c.diff, None);
-    assert_eq!(patch.as_deref(), Some("diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n"));
+    assert_eq!(
+        patch.as_deref(),
+        Some("diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n")
+    );
 }
 
 #[test]
@@ -165,7 +178,10 @@ fn symlinks_binary_large_and_lossy_names_stay_out_of_the_patch() {
     assert!(by("latin1").binary, "not UTF-8 is binary");
     let big_change = by("big.txt");
     assert!(!big_change.binary);
-    assert_eq!(big_change.diff.as_deref(), Some("file too large to diff (1500000 -> 1500005 bytes)"));
+    assert_eq!(
+        big_change.diff.as_deref(),
+        Some("file too large to diff (1500000 -> 1500005 bytes)")
+    );
     let lossy = by("n\u{fffd}me");
     assert!(lossy.path_lossy);
     assert!(lossy.diff.as_deref().unwrap().contains("+text"));
@@ -179,11 +195,19 @@ fn empty_files_are_in_the_patch_with_headers_only() {
         fs::write(r.join("now-empty"), "").unwrap();
         fs::create_dir(r.join("empty-folder")).unwrap();
     });
-    assert_eq!(kinds(&changes), [("now-empty".into(), "added"), ("was-empty".into(), "deleted")]);
+    assert_eq!(
+        kinds(&changes),
+        [
+            ("now-empty".into(), "added"),
+            ("was-empty".into(), "deleted")
+        ]
+    );
     assert!(changes.iter().all(|c| c.diff.is_none() && !c.binary));
     assert_eq!(
         patch.as_deref(),
-        Some("diff --git a/now-empty b/now-empty\nnew file mode 100644\ndiff --git a/was-empty b/was-empty\ndeleted file mode 100644\n")
+        Some(
+            "diff --git a/now-empty b/now-empty\nnew file mode 100644\ndiff --git a/was-empty b/was-empty\ndeleted file mode 100644\n"
+        )
     );
 }
 
@@ -194,9 +218,21 @@ fn missing_blobs_give_a_size_line_not_a_panic() {
     for entry in fs::read_dir(case.store.root()).unwrap() {
         fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let after = take(&case.root, &Ignore::default(), None, &Store::new(case.root.join("../elsewhere"))).unwrap();
+    let after = take(
+        &case.root,
+        &Ignore::default(),
+        None,
+        &Store::new(case.root.join("../elsewhere")),
+    )
+    .unwrap();
     let (changes, patch) = compare(&case.before, &after, &case.store);
-    assert_eq!(changes[0].diff.as_deref(), Some("content not available (2 -> 2 bytes)"));
+    assert_eq!(
+        changes[0].diff.as_deref(),
+        Some("content not available (2 -> 2 bytes)")
+    );
     assert_eq!(patch, None);
-    assert_eq!(compare(&case.before, &case.before, &case.store), (vec![], None));
+    assert_eq!(
+        compare(&case.before, &case.before, &case.store),
+        (vec![], None)
+    );
 }

@@ -32,7 +32,9 @@ pub(crate) enum Content {
     Text(String),
     Binary,
     /// Over [`DIFF_LIMIT`]; `binary` when it is known to be.
-    Large { binary: bool },
+    Large {
+        binary: bool,
+    },
     /// Not in the store (over the store limit, or the blob is gone).
     Unknown,
 }
@@ -194,13 +196,19 @@ mod tests {
         assert!(load(&store, &meta(b"caf\xe9\n")).is_binary());
         // Large: a multi-byte character straddling every 64 KiB chunk boundary is text.
         let big = "é".repeat(700_000);
-        assert!(matches!(load(&store, &meta(big.as_bytes())), Content::Large { binary: false }));
+        assert!(matches!(
+            load(&store, &meta(big.as_bytes())),
+            Content::Large { binary: false }
+        ));
         let mut bad = big.clone().into_bytes();
         bad.push(0xff);
         assert!(load(&store, &meta(&bad)).is_binary());
         let mut cut = big.into_bytes();
         cut.pop();
-        assert!(load(&store, &meta(&cut)).is_binary(), "truncated sequence at the end");
+        assert!(
+            load(&store, &meta(&cut)).is_binary(),
+            "truncated sequence at the end"
+        );
         let mut unstored = meta(b"x");
         unstored.stored = false;
         assert!(matches!(load(&store, &unstored), Content::Unknown));

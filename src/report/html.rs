@@ -179,6 +179,13 @@ fn files(t: &TaskReport) -> String {
     if t.changes.is_empty() {
         return "–".to_string();
     }
+    if !t
+        .changes
+        .iter()
+        .any(|c| c.diff.as_deref().is_some_and(|d| d.contains("\n@@ ")))
+    {
+        return t.changes.len().to_string();
+    }
     let (a, r) = t
         .changes
         .iter()

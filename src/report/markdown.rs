@@ -166,9 +166,15 @@ fn files_cell(changes: &[Change]) -> String {
     if changes.is_empty() {
         return "–".to_string();
     }
-    let (added, removed) = changes
+    let diffs: Vec<&str> = changes
         .iter()
-        .filter_map(|c| c.diff.as_deref())
+        .filter_map(|c| c.diff.as_deref().filter(|d| is_unified(d)))
+        .collect();
+    if diffs.is_empty() {
+        return changes.len().to_string();
+    }
+    let (added, removed) = diffs
+        .into_iter()
         .map(diff_stat)
         .fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
     format!("{} (+{added} −{removed})", changes.len())
@@ -189,10 +195,11 @@ fn details(t: &TaskReport, with_diffs: bool) -> String {
     if let Some(error) = &t.error {
         let _ = writeln!(out, "**Error**\n\n{}", fenced(error, "text"));
     }
-    for note in &t.notes {
-        let _ = writeln!(out, "- {}", text(note));
-    }
     if !t.notes.is_empty() {
+        out.push_str("**Notes**\n\n");
+        for note in &t.notes {
+            let _ = writeln!(out, "- {}", text(note));
+        }
         out.push('\n');
     }
     if let Some(result) = &t.result {

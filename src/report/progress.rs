@@ -165,17 +165,22 @@ impl Live {
 
     /// Shows (or updates) the spinner of a running task.
     fn attempt(&mut self, name: &str, task: &str, attempt: u32, max: u32) {
-        let bar = self.tasks.entry(task.to_string()).or_insert_with(|| {
-            let bar = multi().insert_before(&self.overall, ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("  {spinner:.cyan} {prefix:.bold}  {msg}  {elapsed}")
-                    .expect("a valid template"),
-            );
-            bar.set_prefix(name.to_string());
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        bar.set_message(format!("attempt {attempt}/{max}"));
+        let message = format!("attempt {attempt}/{max}");
+        if let Some(bar) = self.tasks.get(task) {
+            bar.set_message(message);
+            return;
+        }
+        // Styled and labelled before it is added, so its first frame is complete.
+        let style =
+            ProgressStyle::with_template("  {spinner:.cyan} {prefix:.bold}  {msg}  {elapsed}")
+                .expect("a valid template");
+        let bar = ProgressBar::new_spinner()
+            .with_style(style)
+            .with_prefix(name.to_string())
+            .with_message(message);
+        let bar = multi().insert_before(&self.overall, bar);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.tasks.insert(task.to_string(), bar);
     }
 
     fn finish(&mut self, task: &str) {

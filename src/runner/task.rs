@@ -233,9 +233,10 @@ fn run_attempt(
             scan_result: true,
         };
         let outcome = exec::run(&spec, &log);
-        let result = outcome.result_line.as_deref().and_then(agent::parse_result);
-        if let Some(id) = result.as_ref().and_then(|r| r.session_id.as_deref()) {
-            if agent.session == SessionMode::Resume {
+        let mut result = outcome.result_line.as_deref().and_then(agent::parse_result);
+        if let Some(r) = result.as_mut() {
+            own_cost(ws, start_session.as_deref(), r)?;
+            if let (Some(id), SessionMode::Resume) = (r.session_id.as_deref(), agent.session) {
                 ws.set_session_id(id)?;
             }
         }
@@ -320,6 +321,21 @@ fn run_attempt(
         tests,
         notes,
     })
+}
+
+/// Turns the CLI's cumulative `total_cost_usd` of a resumed session into this attempt's own
+/// cost, and remembers the new cumulative figure for the session's next task.
+fn own_cost(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> Result<()> {
+    let Some(total) = result.total_cost_usd else {
+        return Ok(());
+    };
+    let before = resumed.map_or(0.0, |id| ws.session_cost(id));
+    // A forked session may or may not carry its parent's cost: never report less than 0.
+    result.total_cost_usd = Some(if total >= before { total - before } else { total });
+    if let Some(id) = &result.session_id {
+        ws.set_session_cost(id, total)?;
+    }
+    Ok(())
 }
 
 /// Why the agent did not pass, by the pass rule (timeouts are handled by the caller).

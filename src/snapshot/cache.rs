@@ -55,8 +55,14 @@ struct FileLine {
 }
 
 pub(super) fn save(snap: &Snapshot, path: &Path) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut w = BufWriter::new(File::create(&tmp)?);
@@ -108,7 +114,7 @@ pub(super) fn save(snap: &Snapshot, path: &Path) -> io::Result<()> {
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        named(e, "save snapshot", path)
+        named(&e, "save snapshot", path)
     })
 }
 
@@ -116,10 +122,13 @@ pub(super) fn load(path: &Path) -> io::Result<Snapshot> {
     let bad = |line_no: usize, what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("cannot load snapshot `{}`: line {line_no}: {what}", path.display()),
+            format!(
+                "cannot load snapshot `{}`: line {line_no}: {what}",
+                path.display()
+            ),
         )
     };
-    let file = File::open(path).map_err(|e| named(e, "load snapshot", path))?;
+    let file = File::open(path).map_err(|e| named(&e, "load snapshot", path))?;
     let mut lines = BufReader::new(file).lines();
     let first = lines.next().ok_or_else(|| bad(1, "empty file"))??;
     let header: Header = serde_json::from_str(&first).map_err(|e| bad(1, &e.to_string()))?;
@@ -170,7 +179,10 @@ pub(super) fn load(path: &Path) -> io::Result<Snapshot> {
 fn split(bytes: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (Some(s.to_string()), None),
-        Err(_) => (None, Some(bytes.iter().map(|b| format!("{b:02x}")).collect())),
+        Err(_) => (
+            None,
+            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
     }
 }
 

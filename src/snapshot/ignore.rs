@@ -145,7 +145,10 @@ mod tests {
         let i = ig(&[".git/", "target/"]);
         assert!(i.is_ignored(b".git", true));
         assert!(i.is_ignored(b"sub/.git", true));
-        assert!(i.is_ignored(b"sub/.git/HEAD", false), "below an ignored folder");
+        assert!(
+            i.is_ignored(b"sub/.git/HEAD", false),
+            "below an ignored folder"
+        );
         assert!(!i.is_ignored(b".git", false), "a file named .git is kept");
         assert!(i.is_ignored(b"a/b/target", true));
         assert!(!i.is_ignored(b"targets", true));

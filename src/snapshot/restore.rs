@@ -37,7 +37,7 @@ pub(super) fn restore(
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(root)
-        .map_err(|e| named(e, "restore", root))?
+        .map_err(|e| named(&e, "restore", root))?
         .into();
     let mut failed = Vec::new();
     let mut fail = |path: &[u8], why: String| {
@@ -46,8 +46,8 @@ pub(super) fn restore(
 
     // Special files the agent made (FIFOs, sockets) were never recorded as entries.
     for s in &current.skipped {
-        let known = target.entries.contains_key(&s.path)
-            || target.skipped.iter().any(|t| t.path == s.path);
+        let known =
+            target.entries.contains_key(&s.path) || target.skipped.iter().any(|t| t.path == s.path);
         if !known && let Err(e) = remove(&root_fd, &s.path) {
             fail(&s.path, e.to_string());
         }
@@ -88,7 +88,10 @@ pub(super) fn restore(
         let present = current.skipped.iter().any(|c| c.path == s.path)
             || current.entries.contains_key(&s.path);
         if !present {
-            fail(&s.path, format!("was skipped ({}), cannot be recreated", s.reason));
+            fail(
+                &s.path,
+                format!("was skipped ({}), cannot be recreated", s.reason),
+            );
         }
     }
     Ok(failed)
@@ -99,7 +102,11 @@ pub(super) fn restore(
 fn open_parent<'p>(root: &OwnedFd, path: &'p [u8]) -> io::Result<(OwnedFd, &'p OsStr)> {
     let mut parts: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
     let name = parts.pop().unwrap_or_default();
-    if parts.iter().chain([&name]).any(|p| p.is_empty() || *p == b"." || *p == b"..") {
+    if parts
+        .iter()
+        .chain([&name])
+        .any(|p| p.is_empty() || *p == b"." || *p == b"..")
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a plain relative path",
@@ -166,7 +173,11 @@ fn ensure_dir(root: &OwnedFd, path: &[u8]) -> io::Result<()> {
         Some(_) => remove_in(parent.as_fd(), name)?,
         None => {}
     }
-    Ok(mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755))?)
+    Ok(mkdirat(
+        parent.as_fd(),
+        name,
+        Mode::from_bits_truncate(0o755),
+    )?)
 }
 
 /// Writes the stored content of `meta` to `path` with its mode: a temp file next to it,
@@ -188,11 +199,8 @@ fn write_file(root: &OwnedFd, path: &[u8], meta: &FileMeta, store: &Store) -> io
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = format!(".borg-restore-{}-{n}", std::process::id());
     let tmp = OsStr::new(&tmp);
-    let flags = OFlag::O_WRONLY
-        | OFlag::O_CREAT
-        | OFlag::O_EXCL
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_CLOEXEC;
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(parent.as_fd(), tmp, flags, Mode::from_bits_truncate(0o600))?;
     let written = (|| {
         let mut file = File::from(fd);
@@ -252,7 +260,11 @@ fn list_names(dir: &OwnedFd) -> io::Result<Vec<RelPath>> {
         let ent = unsafe { libc::readdir(stream) };
         if ent.is_null() {
             let e = io::Error::last_os_error();
-            break if e.raw_os_error() == Some(0) { Ok(()) } else { Err(e) };
+            break if e.raw_os_error() == Some(0) {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         // SAFETY: `ent` points to a dirent whose `d_name` is NUL-terminated, valid until
         // the next `readdir`; the bytes are copied out at once.

@@ -33,13 +33,13 @@ impl Store {
     /// The content stored under `hash`.
     pub fn read(&self, hash: &str) -> io::Result<Vec<u8>> {
         let path = self.blob_path(hash)?;
-        fs::read(&path).map_err(|e| named(e, "read blob", &path))
+        fs::read(&path).map_err(|e| named(&e, "read blob", &path))
     }
 
     /// Opens the blob stored under `hash` for streaming reads.
     pub fn open(&self, hash: &str) -> io::Result<File> {
         let path = self.blob_path(hash)?;
-        File::open(&path).map_err(|e| named(e, "open blob", &path))
+        File::open(&path).map_err(|e| named(&e, "open blob", &path))
     }
 
     /// Whether a blob for `hash` is present.
@@ -67,27 +67,25 @@ impl Store {
             Err(e) => {
                 let path = temp.path.clone();
                 temp.discard();
-                Err(named(e, "write blob", &path))
+                Err(named(&e, "write blob", &path))
             }
         }
     }
 
     /// Creates the store folder if needed.
     pub(crate) fn ensure_root(&self) -> io::Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| named(e, "create store", &self.root))
+        fs::create_dir_all(&self.root).map_err(|e| named(&e, "create store", &self.root))
     }
 
     /// A new temp file inside the store, for a blob whose hash is not known yet.
     pub(crate) fn temp(&self) -> io::Result<TempBlob> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .root
-            .join(format!(".tmp-{}-{n}", std::process::id()));
+        let path = self.root.join(format!(".tmp-{}-{n}", std::process::id()));
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| named(e, "create temp blob", &path))?;
+            .map_err(|e| named(&e, "create temp blob", &path))?;
         Ok(TempBlob { file, path })
     }
 
@@ -104,7 +102,7 @@ impl Store {
         drop(file);
         fs::rename(&path, &target).map_err(|e| {
             let _ = fs::remove_file(&path);
-            named(e, "store blob", &target)
+            named(&e, "store blob", &target)
         })
     }
 
@@ -136,12 +134,17 @@ impl TempBlob {
 
 /// 64 lowercase hex digits: the only names the store opens.
 fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `e` with the action and path in its message, keeping its kind.
-pub(crate) fn named(e: io::Error, action: &str, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot {action} `{}`: {e}", path.display()))
+pub(crate) fn named(e: &io::Error, action: &str, path: &Path) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot {action} `{}`: {e}", path.display()),
+    )
 }
 
 #[cfg(test)]
@@ -161,7 +164,11 @@ mod tests {
         assert_eq!(h1, h2);
         let after = fs::metadata(dir.path().join("objects").join(&h1)).unwrap();
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(before.ino(), after.ino(), "an existing blob is not rewritten");
+        assert_eq!(
+            before.ino(),
+            after.ino(),
+            "an existing blob is not rewritten"
+        );
         // No temp files left behind.
         let names: Vec<_> = fs::read_dir(dir.path().join("objects"))
             .unwrap()

@@ -32,7 +32,8 @@ fn no_ignore() -> Ignore {
 }
 
 fn file<'a>(s: &'a Snapshot, p: &str) -> &'a FileMeta {
-    s.file(p.as_bytes()).unwrap_or_else(|| panic!("no file `{p}` in {:?}", s.entries.keys()))
+    s.file(p.as_bytes())
+        .unwrap_or_else(|| panic!("no file `{p}` in {:?}", s.entries.keys()))
 }
 
 /// Pretends `snap` was taken well after every file's last change, so the racy-git rule
@@ -69,9 +70,18 @@ fn records_files_folders_symlinks_and_modes() {
             target: b"src/deep/a.txt".to_vec()
         })
     );
-    assert!(matches!(s.entries.get(b"dangling".as_slice()), Some(Entry::Symlink { .. })));
-    assert!(s.file(b"caf\xe9.txt").is_some(), "non-UTF-8 names are kept as bytes");
-    assert!(!s.entries.contains_key(b"".as_slice()), "the root is not an entry");
+    assert!(matches!(
+        s.entries.get(b"dangling".as_slice()),
+        Some(Entry::Symlink { .. })
+    ));
+    assert!(
+        s.file(b"caf\xe9.txt").is_some(),
+        "non-UTF-8 names are kept as bytes"
+    );
+    assert!(
+        !s.entries.contains_key(b"".as_slice()),
+        "the root is not an entry"
+    );
     assert!(s.skipped.is_empty(), "{:?}", s.skipped);
 }
 
@@ -94,7 +104,11 @@ fn ignored_folders_are_not_entered() {
     fs::write(t.root.join("keep.rs"), "k").unwrap();
     let ignore = Ignore::new(&[".git/".into(), "target/".into(), "*.log".into()]);
     let (s, stats) = take_with_stats(&t.root, &ignore, None, &t.store).unwrap();
-    let names: Vec<_> = s.entries.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let names: Vec<_> = s
+        .entries
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(names, ["keep.rs", "sub"]);
     assert_eq!(stats.files_read, 1);
 }
@@ -109,14 +123,29 @@ fn cache_hits_do_not_read_the_file_again() {
     assert_eq!(stats.files_read, 5);
     let first = aged(first);
     let (second, stats) = take_with_stats(&t.root, &no_ignore(), Some(&first), &t.store).unwrap();
-    assert_eq!(stats, WalkStats { files_read: 0, files_cached: 5 });
+    assert_eq!(
+        stats,
+        WalkStats {
+            files_read: 0,
+            files_cached: 5
+        }
+    );
     assert_eq!(second.entries, first.entries);
 
     // A changed file (other size) is read again; the rest still come from the cache.
     fs::write(t.root.join("f2"), "changed content\n").unwrap();
     let (third, stats) = take_with_stats(&t.root, &no_ignore(), Some(&first), &t.store).unwrap();
-    assert_eq!(stats, WalkStats { files_read: 1, files_cached: 4 });
-    assert_eq!(t.store.read(&file(&third, "f2").hash).unwrap(), b"changed content\n");
+    assert_eq!(
+        stats,
+        WalkStats {
+            files_read: 1,
+            files_cached: 4
+        }
+    );
+    assert_eq!(
+        t.store.read(&file(&third, "f2").hash).unwrap(),
+        b"changed content\n"
+    );
 }
 
 #[test]
@@ -129,16 +158,26 @@ fn racy_same_size_rewrite_is_detected() {
     // Same size, same mtime, right after the snapshot: only the racy rule (and ctime)
     // can tell.
     fs::write(&p, "bbbb").unwrap();
-    fs::File::options().write(true).open(&p).unwrap().set_modified(mtime).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     let after = take(&t.root, &no_ignore(), Some(&before), &t.store).unwrap();
-    assert_eq!(file(&after, "f").hash, blake3::hash(b"bbbb").to_hex().to_string());
+    assert_eq!(
+        file(&after, "f").hash,
+        blake3::hash(b"bbbb").to_hex().to_string()
+    );
 
     // Now the case where even ctime cannot tell (a coarse clock): make the cache entry's
     // metadata equal to the file's while its hash is stale. The racy rule alone re-reads.
-    let mut stale = after.clone();
+    let mut stale = after;
     fs::write(&p, "cccc").unwrap();
     let now = take(&t.root, &no_ignore(), None, &t.store).unwrap();
-    let Some(Entry::File(m)) = stale.entries.get_mut(b"f".as_slice()) else { panic!() };
+    let Some(Entry::File(m)) = stale.entries.get_mut(b"f".as_slice()) else {
+        panic!()
+    };
     let fresh = file(&now, "f");
     (m.mtime_ns, m.ctime_ns, m.ino, m.dev) = (fresh.mtime_ns, fresh.ctime_ns, fresh.ino, fresh.dev);
     stale.taken_at_ns = fresh.ctime_ns.max(fresh.mtime_ns);
@@ -148,7 +187,10 @@ fn racy_same_size_rewrite_is_detected() {
     // Control: the same stale entry from a snapshot taken long after is trusted, which is
     // exactly the gap the racy rule closes.
     let (s, _) = take_with_stats(&t.root, &no_ignore(), Some(&aged(stale)), &t.store).unwrap();
-    assert_eq!(file(&s, "f").hash, blake3::hash(b"bbbb").to_hex().to_string());
+    assert_eq!(
+        file(&s, "f").hash,
+        blake3::hash(b"bbbb").to_hex().to_string()
+    );
 }
 
 #[test]
@@ -172,11 +214,14 @@ fn a_fifo_is_skipped_without_blocking() {
     // If the walk opened the FIFO for reading it would block forever; run it on a thread
     // so a regression fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();
-    let (root, store) = (t.root.clone(), t.store.clone());
+    let (root, store) = (t.root.clone(), t.store);
     std::thread::spawn(move || {
         let _ = tx.send(take(&root, &Ignore::default(), None, &store));
     });
-    let s = rx.recv_timeout(Duration::from_secs(60)).expect("snapshot blocked").unwrap();
+    let s = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("snapshot blocked")
+        .unwrap();
     assert!(!s.entries.contains_key(b"pipe".as_slice()));
     assert_eq!(
         s.skipped,
@@ -192,10 +237,17 @@ fn a_fifo_is_skipped_without_blocking() {
 fn a_sparse_gigabyte_is_hashed_but_not_stored() {
     let t = tree();
     let size = 1u64 << 30;
-    fs::File::create(t.root.join("huge")).unwrap().set_len(size).unwrap();
+    fs::File::create(t.root.join("huge"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
     let started = Instant::now();
     let s = take(&t.root, &no_ignore(), None, &t.store).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "{:?}",
+        started.elapsed()
+    );
     let m = file(&s, "huge");
     assert_eq!(m.size, size);
     assert!(!m.stored);
@@ -205,7 +257,10 @@ fn a_sparse_gigabyte_is_hashed_but_not_stored() {
     // A file over the in-memory limit but under the store limit is stored via a temp blob.
     fs::write(t.root.join("two-mib"), vec![b'x'; 2 << 20]).unwrap();
     let s = take(&t.root, &no_ignore(), Some(&s), &t.store).unwrap();
-    assert_eq!(t.store.read(&file(&s, "two-mib").hash).unwrap().len(), 2 << 20);
+    assert_eq!(
+        t.store.read(&file(&s, "two-mib").hash).unwrap().len(),
+        2 << 20
+    );
 }
 
 /// The parts of a snapshot a restore must reproduce (times and inodes will differ).
@@ -260,8 +315,11 @@ fn restore_rolls_back_every_kind_of_change() {
     fs::create_dir_all(r.join("new/target")).unwrap();
     fs::write(r.join("new/target/ignored.o"), "o").unwrap();
     fs::write(r.join("new/file"), "n\n").unwrap();
-    nix::unistd::mkfifo(&r.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &r.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     fs::write(r.join(".git/HEAD"), "ref: other\n").unwrap();
 
     let current = take(r, &ignore, None, &t.store).unwrap();
@@ -270,9 +328,20 @@ fn restore_rolls_back_every_kind_of_change() {
     assert!(failed.is_empty(), "{failed:?}");
     let after = take(r, &ignore, None, &t.store).unwrap();
     assert_eq!(shape(&after), shape(&target));
-    assert!(after.skipped.is_empty(), "the FIFO is gone: {:?}", after.skipped);
-    assert!(!r.join("new").exists(), "a new folder goes with its ignored content");
-    assert_eq!(fs::read_to_string(r.join(".git/HEAD")).unwrap(), "ref: other\n", "ignored: untouched");
+    assert!(
+        after.skipped.is_empty(),
+        "the FIFO is gone: {:?}",
+        after.skipped
+    );
+    assert!(
+        !r.join("new").exists(),
+        "a new folder goes with its ignored content"
+    );
+    assert_eq!(
+        fs::read_to_string(r.join(".git/HEAD")).unwrap(),
+        "ref: other\n",
+        "ignored: untouched"
+    );
 }
 
 #[test]
@@ -297,16 +366,27 @@ fn restore_never_follows_a_symlink_out_of_the_root() {
 
     assert_eq!(fs::read_to_string(outside.join("x")).unwrap(), "precious\n");
     assert_eq!(fs::read_to_string(outside.join("other")).unwrap(), "keep\n");
-    assert!(!fs::symlink_metadata(r.join("a")).unwrap().file_type().is_symlink());
+    assert!(
+        !fs::symlink_metadata(r.join("a"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(fs::read_to_string(r.join("a/x")).unwrap(), "mine\n");
-    assert!(fs::symlink_metadata(r.join("b")).is_err(), "the extra link is removed");
+    assert!(
+        fs::symlink_metadata(r.join("b")).is_err(),
+        "the extra link is removed"
+    );
 }
 
 #[test]
 fn restore_lists_what_it_cannot_put_back() {
     let t = tree();
     let big = t.root.join("big.bin");
-    fs::File::create(&big).unwrap().set_len(STORE_LIMIT + 1).unwrap();
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(STORE_LIMIT + 1)
+        .unwrap();
     fs::write(t.root.join("small"), "s\n").unwrap();
     let target = take(&t.root, &no_ignore(), None, &t.store).unwrap();
     assert!(!file(&target, "big.bin").stored);

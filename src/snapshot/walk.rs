@@ -50,7 +50,7 @@ pub fn take_with_stats(
     store: &Store,
 ) -> io::Result<(Snapshot, WalkStats)> {
     let taken_at_ns = now_ns();
-    let root_meta = fs::metadata(root).map_err(|e| named(e, "snapshot", root))?;
+    let root_meta = fs::metadata(root).map_err(|e| named(&e, "snapshot", root))?;
     if !root_meta.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotADirectory,
@@ -77,13 +77,16 @@ pub fn take_with_stats(
             Err(err) => {
                 // The root itself failing is the caller's problem; anything below is noted.
                 if err.depth() == 0 {
-                    return Err(named(err.into(), "snapshot", root));
+                    return Err(named(&err.into(), "snapshot", root));
                 }
                 let Some(path) = err.path().map(|p| rel(root, p)) else {
                     continue;
                 };
                 let ioe = err.into_io_error();
-                if ioe.as_ref().is_some_and(|e| e.kind() == io::ErrorKind::NotFound) {
+                if ioe
+                    .as_ref()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
+                {
                     continue; // vanished mid-walk: simply absent
                 }
                 let reason = ioe.map_or_else(|| "unreadable".to_string(), |e| reason_of(&e));
@@ -349,10 +352,19 @@ mod tests {
         store.ensure_root().unwrap();
         let fifo = dir.path().join("was-a-file");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(matches!(read_file(&fifo, &store), Err(ReadError::NotRegular("fifo"))));
+        assert!(matches!(
+            read_file(&fifo, &store),
+            Err(ReadError::NotRegular("fifo"))
+        ));
         let link = dir.path().join("now-a-link");
         std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
-        assert!(matches!(read_file(&link, &store), Err(ReadError::NotRegular("symlink"))));
-        assert!(matches!(read_file(&dir.path().join("gone"), &store), Ok(None)));
+        assert!(matches!(
+            read_file(&link, &store),
+            Err(ReadError::NotRegular("symlink"))
+        ));
+        assert!(matches!(
+            read_file(&dir.path().join("gone"), &store),
+            Ok(None)
+        ));
     }
 }

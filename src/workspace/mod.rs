@@ -27,6 +27,7 @@ pub use lock::InstanceLock;
 const SESSION_MD: &str = "session.md";
 const PROJECT_FILES: &str = "project-files";
 const SESSION_ID: &str = "session_id";
+const SESSION_COSTS: &str = "session_costs.json";
 const TASK_HEADING: &str = "## Task: ";
 
 /// The paths of one instance's workspace.
@@ -185,6 +186,26 @@ impl Workspace {
 
     pub fn set_session_id(&self, id: &str) -> Result<()> {
         fsutil::write_atomic(&self.state().join(SESSION_ID), id.as_bytes())
+    }
+
+    /// The cumulative cost the CLI last reported for session `id` (0 if none). The CLI's
+    /// `total_cost_usd` for a resumed session includes the earlier runs of that session.
+    pub fn session_cost(&self, id: &str) -> f64 {
+        self.session_costs().get(id).copied().unwrap_or(0.0)
+    }
+
+    pub fn set_session_cost(&self, id: &str, total: f64) -> Result<()> {
+        let mut costs = self.session_costs();
+        costs.insert(id.to_string(), total);
+        let text = serde_json::to_string(&costs).expect("costs serialize");
+        fsutil::write_atomic(&self.state().join(SESSION_COSTS), text.as_bytes())
+    }
+
+    fn session_costs(&self) -> std::collections::BTreeMap<String, f64> {
+        fs::read_to_string(self.state().join(SESSION_COSTS))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
 
     pub fn forget_session(&self) {

@@ -371,6 +371,23 @@ fn html_escapes_everything_and_has_one_script() {
 }
 
 #[test]
+fn html_folds_long_diffs() {
+    let mut r = sample();
+    let long: String = (0..500).map(|i| format!("+line {i}\n")).collect();
+    r.tasks[0].changes = vec![text_change(
+        "gen/long.txt",
+        ChangeKind::Added,
+        &format!("--- /dev/null\n+++ b/gen/long.txt\n@@ -0,0 +1,500 @@\n{long}"),
+    )];
+    let page = render(&r, Format::Html);
+    assert!(
+        page.contains("<details class=\"file\"><summary>"),
+        "long diff not folded"
+    );
+    assert!(page.contains("data-n=\"500\""), "folded, not cut");
+}
+
+#[test]
 fn report_command_renders_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let r = sample();
