@@ -169,11 +169,14 @@ impl Cli {
         match (self.command, self.run) {
             (Some(Sub::Run(a)), _) | (None, Some(a)) => run(a),
             (Some(Sub::Validate { plan }), _) => Command::Validate { plan },
-            (Some(Sub::Report {
-                run_dir,
-                format,
-                output,
-            }), _) => Command::Report {
+            (
+                Some(Sub::Report {
+                    run_dir,
+                    format,
+                    output,
+                }),
+                _,
+            ) => Command::Report {
                 run_dir,
                 format: match format {
                     FormatArg::Md => Format::Md,

@@ -249,9 +249,10 @@ pub fn find_program(program: &Path) -> std::result::Result<PathBuf, String> {
     if program.components().count() > 1 || program.is_absolute() {
         return match std::fs::metadata(program) {
             Err(_) => Err(format!("was not found at `{}`", program.display())),
-            Ok(_) if !is_executable(program) => {
-                Err(format!("at `{}` is not an executable file", program.display()))
-            }
+            Ok(_) if !is_executable(program) => Err(format!(
+                "at `{}` is not an executable file",
+                program.display()
+            )),
             // The agent runs in project-files/, so a relative path must not stay relative.
             Ok(_) => std::path::absolute(program).map_err(|e| format!("cannot be resolved: {e}")),
         };

@@ -185,10 +185,7 @@ mod tests {
     fn io_errors_exit_3_and_the_rest_exit_2() {
         let io = Error::io("write", "/x", io::Error::other("disk full"));
         assert_eq!(io.exit_code(), exit::RUNNER_FAILED);
-        assert_eq!(
-            Error::Usage("x".into()).exit_code(),
-            exit::USAGE
-        );
+        assert_eq!(Error::Usage("x".into()).exit_code(), exit::USAGE);
         assert!(render_chain(&io).contains("Caused by:\n    disk full"));
     }
 }

@@ -105,12 +105,18 @@ pub fn latest_outcomes(plan_name: &str) -> Outcomes {
         if let Ok(report) = crate::report::read(&dir) {
             // A finished run lists every task, carried-over ones included: the chain ends.
             for task in report.tasks {
-                outcomes.tasks.entry(task.id.clone()).or_insert((task, dir.clone()));
+                outcomes
+                    .tasks
+                    .entry(task.id.clone())
+                    .or_insert((task, dir.clone()));
             }
             break;
         }
         for task in Journal::finished_tasks(&dir) {
-            outcomes.tasks.entry(task.id.clone()).or_insert((task, dir.clone()));
+            outcomes
+                .tasks
+                .entry(task.id.clone())
+                .or_insert((task, dir.clone()));
         }
         next = RunMeta::read(&dir)
             .and_then(|m| m.carried_from)
@@ -233,7 +239,8 @@ mod tests {
             .append(true)
             .open(dir.path().join("journal.jsonl"))
             .unwrap();
-        raw.write_all(b"{\"kind\":\"task\",\"run_id\":\"r\",\"rep").unwrap();
+        raw.write_all(b"{\"kind\":\"task\",\"run_id\":\"r\",\"rep")
+            .unwrap();
         let tasks = Journal::finished_tasks(dir.path());
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].status, Status::Passed);

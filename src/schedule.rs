@@ -71,7 +71,11 @@ pub fn check_order(plan: &Plan) -> Result<()> {
     let mut waits: Vec<Vec<usize>> = vec![Vec::new(); plan.tasks.len()];
     let mut previous: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, task) in plan.tasks.iter().enumerate() {
-        waits[i].extend(task.needs.iter().filter_map(|n| index.get(n.as_str()).copied()));
+        waits[i].extend(
+            task.needs
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied()),
+        );
         if let Some(&p) = previous.get(task.instance.as_str()) {
             waits[i].push(p);
         }
@@ -187,7 +191,12 @@ impl Scheduler {
             needs: plan
                 .tasks
                 .iter()
-                .map(|t| t.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+                .map(|t| {
+                    t.needs
+                        .iter()
+                        .filter_map(|n| index.get(n.as_str()).copied())
+                        .collect()
+                })
                 .collect(),
             state,
             carried,
@@ -326,7 +335,11 @@ mod tests {
         assert_eq!(s.poll(true), Some(Next::Run(2)));
         assert_eq!(s.poll(true), None, "a2 waits for a1");
         s.finish(0, Status::Failed);
-        assert_eq!(s.poll(true), Some(Next::Run(1)), "a failed task does not stop its instance");
+        assert_eq!(
+            s.poll(true),
+            Some(Next::Run(1)),
+            "a failed task does not stop its instance"
+        );
     }
 
     #[test]
@@ -372,7 +385,12 @@ mod tests {
 
     #[test]
     fn needs_against_instance_order_are_refused_with_the_cycle() {
-        let p = plan(&[("a1", "a", &["b2"]), ("a2", "a", &[]), ("b1", "b", &["a2"]), ("b2", "b", &[])]);
+        let p = plan(&[
+            ("a1", "a", &["b2"]),
+            ("a2", "a", &[]),
+            ("b1", "b", &["a2"]),
+            ("b2", "b", &[]),
+        ]);
         let err = check_order(&p).unwrap_err().to_string();
         assert!(err.contains("a1 -> b2 -> b1 -> a2 -> a1"), "{err}");
         let ok = plan(&[("a1", "a", &[]), ("b1", "b", &["a1"]), ("a2", "a", &["b1"])]);

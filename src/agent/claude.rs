@@ -28,19 +28,29 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// refresh updates the user's own credentials.
 pub fn isolate(env: &mut BTreeMap<String, OsString>, ws: &Workspace) {
     if !env.contains_key("CLAUDE_CONFIG_DIR") {
-        env.insert("CLAUDE_CONFIG_DIR".into(), ws.agent_config().into_os_string());
+        env.insert(
+            "CLAUDE_CONFIG_DIR".into(),
+            ws.agent_config().into_os_string(),
+        );
     }
     let has = |name: &str| {
         env.contains_key(name) || std::env::var_os(name).is_some_and(|v| !v.is_empty())
     };
-    let keyed = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"]
-        .iter()
-        .any(|name| has(name));
+    let keyed = [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+    ]
+    .iter()
+    .any(|name| has(name));
     if keyed || has("CLAUDE_SECURESTORAGE_CONFIG_DIR") {
         return;
     }
     if let Some(dir) = user_config_dir().filter(|d| d.join(".credentials.json").is_file()) {
-        env.insert("CLAUDE_SECURESTORAGE_CONFIG_DIR".into(), dir.into_os_string());
+        env.insert(
+            "CLAUDE_SECURESTORAGE_CONFIG_DIR".into(),
+            dir.into_os_string(),
+        );
     }
 }
 

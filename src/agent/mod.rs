@@ -96,7 +96,10 @@ pub fn invocation(agent: &AgentConfig, req: &Request<'_>) -> Invocation {
             args.extend(["--max-budget-usd".into(), budget.to_string()]);
         }
         if !with_history && !req.role_context.is_empty() {
-            args.extend(["--append-system-prompt".into(), req.role_context.to_string()]);
+            args.extend([
+                "--append-system-prompt".into(),
+                req.role_context.to_string(),
+            ]);
         }
         if let Some(id) = resume {
             args.extend(["--resume".into(), id.to_string()]);
@@ -172,7 +175,10 @@ pub fn parse_result(line: &str) -> Option<AgentResult> {
         .unwrap_or_default();
     Some(AgentResult {
         subtype: text("subtype"),
-        is_error: obj.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+        is_error: obj
+            .get("is_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         session_id: text("session_id"),
         total_cost_usd: obj.get("total_cost_usd").and_then(Value::as_f64),
         num_turns: obj.get("num_turns").and_then(Value::as_u64),
@@ -245,10 +251,7 @@ pub fn is_unknown_session(output_tail: &str) -> bool {
 
 /// `text` on one line, cut to `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > max {
         let cut: String = flat.chars().take(max).collect();
         format!("{cut}…")
@@ -336,14 +339,21 @@ mod tests {
         agent.kind = AgentKind::Generic;
         let inv = invocation(&agent, &request(Some("ignored"), false));
         assert_eq!(inv.args, vec!["--extra".to_string()]);
-        assert!(inv.prompt.starts_with("# Your role\n\nYou are a developer."));
+        assert!(
+            inv.prompt
+                .starts_with("# Your role\n\nYou are a developer.")
+        );
         assert!(inv.prompt.contains("earlier"));
         assert!(inv.prompt.ends_with("# Your task\n\nDo the thing."));
 
         let mut fresh = claude();
         fresh.session = SessionMode::Fresh;
         let inv = invocation(&fresh, &request(Some("sess-1"), false));
-        assert!(!inv.args.iter().any(|a| a == "--resume" || a == "--append-system-prompt"));
+        assert!(
+            !inv.args
+                .iter()
+                .any(|a| a == "--resume" || a == "--append-system-prompt")
+        );
         assert!(inv.prompt.contains("You are a developer."));
     }
 
@@ -366,10 +376,19 @@ mod tests {
         assert!(why.contains("permission denied for: Bash"), "{why}");
         assert!(is_rate_limited(&err));
 
-        let turns = parse_result(r#"{"type":"result","subtype":"error_max_turns","is_error":false}"#)
-            .unwrap();
-        assert!(judge_result(AgentKind::Claude, Some(&turns)).unwrap().contains("error_max_turns"));
-        assert!(judge_result(AgentKind::Claude, None).unwrap().contains("no result line"));
+        let turns =
+            parse_result(r#"{"type":"result","subtype":"error_max_turns","is_error":false}"#)
+                .unwrap();
+        assert!(
+            judge_result(AgentKind::Claude, Some(&turns))
+                .unwrap()
+                .contains("error_max_turns")
+        );
+        assert!(
+            judge_result(AgentKind::Claude, None)
+                .unwrap()
+                .contains("no result line")
+        );
         assert_eq!(judge_result(AgentKind::Generic, None), None);
         assert!(parse_result(r#"{"type":"assistant"}"#).is_none());
     }

@@ -245,7 +245,8 @@ pub type SharedLog = Arc<Mutex<CappedLog>>;
 
 pub fn lock(log: &SharedLog) -> MutexGuard<'_, CappedLog> {
     // A reader that panicked cannot leave the log in a state worse than truncated.
-    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Finds the agent's result line in stdout: the last line that is a JSON object with

@@ -154,7 +154,8 @@ mod tests {
 
     #[test]
     fn stat_fields_count_from_the_command_name() {
-        let stat = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0";
+        let stat =
+            "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0";
         assert_eq!(stat_field(stat, 5), Some(1234));
         assert_eq!(stat_field(stat, 22), Some(98765));
     }

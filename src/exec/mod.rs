@@ -140,7 +140,12 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let readers = [
-        spawn_reader(stdout, log, spec.scan_result.then(|| scanner.clone()), &done_tx),
+        spawn_reader(
+            stdout,
+            log,
+            spec.scan_result.then(|| scanner.clone()),
+            &done_tx,
+        ),
         spawn_reader(stderr, log, None, &done_tx),
     ];
     drop(done_tx);
@@ -184,8 +189,12 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
         }
     }
     let result_line = if spec.scan_result {
-        std::mem::take(&mut *scanner.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-            .finish()
+        std::mem::take(
+            &mut *scanner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .finish()
     } else {
         None
     };
@@ -248,7 +257,9 @@ fn spawn_reader(
                     // The scanner is only touched by this thread until EOF.
                     let mut own = ResultScanner::default();
                     capture::drain(source, &log, Some(&mut own));
-                    *scanner.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = own;
+                    *scanner
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = own;
                 }
                 None => capture::drain(source, &log, None),
             }

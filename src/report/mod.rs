@@ -9,7 +9,9 @@ mod model;
 pub mod progress;
 pub mod summary;
 
-pub use model::{AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts};
+pub use model::{
+    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts,
+};
 
 use std::path::Path;
 

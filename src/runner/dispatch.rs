@@ -87,7 +87,11 @@ pub fn run_all(
         loop {
             let stopping = signals::interrupted() || st.runner_error.is_some();
             if stopping {
-                let status = if signals::interrupted() { Status::Interrupted } else { Status::Skipped };
+                let status = if signals::interrupted() {
+                    Status::Interrupted
+                } else {
+                    Status::Skipped
+                };
                 let reason = if signals::interrupted() {
                     "the run was interrupted before the task started"
                 } else {
@@ -120,7 +124,12 @@ pub fn run_all(
                                 log::error!("task `{}`: {err}", task.id);
                                 // Children ended: nothing more can be recorded reliably.
                                 groups::registry().signal_all(Signal::SIGKILL);
-                                let mut r = TaskReport::not_run(&task.id, &task.instance, Status::Failed, &err.to_string());
+                                let mut r = TaskReport::not_run(
+                                    &task.id,
+                                    &task.instance,
+                                    Status::Failed,
+                                    &err.to_string(),
+                                );
                                 r.attempts = 1;
                                 st.runner_error.get_or_insert(err);
                                 r
@@ -154,7 +163,13 @@ pub fn run_all(
     }
 }
 
-fn finish_unstarted(ctx: &RunContext<'_>, st: &mut MutexGuard<'_, State>, i: usize, status: Status, reason: &str) {
+fn finish_unstarted(
+    ctx: &RunContext<'_>,
+    st: &mut MutexGuard<'_, State>,
+    i: usize,
+    status: Status,
+    reason: &str,
+) {
     let task = &ctx.plan.tasks[i];
     let report = TaskReport::not_run(&task.id, &task.instance, status, reason);
     if let Err(err) = ctx.emit(&Event::TaskFinished { task: &report }) {

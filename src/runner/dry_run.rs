@@ -76,7 +76,9 @@ fn render(
     for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
         let agent = settings.agent(&task.instance);
         let ws = Workspace::new(&settings.workspaces, &task.instance);
-        let inst = plan.instance(&task.instance).expect("tasks name known instances");
+        let inst = plan
+            .instance(&task.instance)
+            .expect("tasks name known instances");
         let context = roles::role_context(&inst.role, &inst.name, inst.context.as_deref());
         let history = ws.history(agent::HISTORY_BYTES);
         let session = ws.session_id();
@@ -99,7 +101,10 @@ fn render(
             format_duration(timeout),
             attempts,
             if attempts == 1 { "" } else { "s" },
-            task.check.as_ref().map(|c| format!(", check `{c}`")).unwrap_or_default(),
+            task.check
+                .as_ref()
+                .map(|c| format!(", check `{c}`"))
+                .unwrap_or_default(),
             ws.project_files().display(),
             agent::shell_line(&invocation.program, &invocation.args),
             invocation.prompt.len()

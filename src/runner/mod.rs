@@ -45,7 +45,10 @@ impl RunContext<'_> {
     }
 
     pub fn role_context(&self, instance: &str) -> String {
-        let inst = self.plan.instance(instance).expect("tasks name known instances");
+        let inst = self
+            .plan
+            .instance(instance)
+            .expect("tasks name known instances");
         roles::role_context(&inst.role, &inst.name, inst.context.as_deref())
     }
 
@@ -68,7 +71,9 @@ impl RunContext<'_> {
 
 impl std::fmt::Debug for RunContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunContext").field("run_id", &self.run_id).finish_non_exhaustive()
+        f.debug_struct("RunContext")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,21 +165,32 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         plan: options.plan.to_string_lossy().into_owned(),
         plan_name: plan.name.clone(),
         started_at: started_at.clone(),
-        carried_from: outcomes.newest.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        carried_from: outcomes
+            .newest
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
     };
     meta.write(&run_dir)?;
     history::point_latest(&plan.name, &run_dir)?;
-    signals::install(settings.grace).map_err(|e| Error::io("install signal handlers for", &run_dir, e))?;
+    signals::install(settings.grace)
+        .map_err(|e| Error::io("install signal handlers for", &run_dir, e))?;
 
     let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for instance in &plan.instances {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
-        let context = roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
-        prepare_notes.insert(instance.name.clone(), ws.prepare(instance.template.as_deref(), &context)?);
+        let context =
+            roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
+        prepare_notes.insert(
+            instance.name.clone(),
+            ws.prepare(instance.template.as_deref(), &context)?,
+        );
     }
 
     let reporters: Vec<Box<dyn Reporter>> = vec![
-        Box::new(report::progress::Progress::new(options.progress, Box::new(std::io::stderr()))),
+        Box::new(report::progress::Progress::new(
+            options.progress,
+            Box::new(std::io::stderr()),
+        )),
         Box::new(journal::JournalReporter::create(&run_dir)?),
     ];
     let sink = dispatch::Sink::new(reporters);
@@ -203,7 +219,10 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             Some(r) => r.clone(),
             None => carried(&outcomes, task, &run_dir),
         };
-        if let Some(notes) = prepare_notes.get_mut(&task.instance).filter(|_| !report.carried_over) {
+        if let Some(notes) = prepare_notes
+            .get_mut(&task.instance)
+            .filter(|_| !report.carried_over)
+        {
             report.notes.append(notes);
         }
         tasks.push(report);
@@ -245,7 +264,8 @@ fn carried(outcomes: &Outcomes, task: &Task, run_dir: &Path) -> TaskReport {
     match outcomes.tasks.get(&task.id) {
         Some((report, from)) => history::carry(report, from, run_dir),
         None => {
-            let mut r = TaskReport::not_run(&task.id, &task.instance, Status::Skipped, "not selected");
+            let mut r =
+                TaskReport::not_run(&task.id, &task.instance, Status::Skipped, "not selected");
             r.carried_over = true;
             r
         }
@@ -274,26 +294,39 @@ fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
         ("junit.xml", Format::Junit),
         ("report.html", Format::Html),
     ] {
-        fsutil::write_atomic(&run_dir.join(name), report::render(report, format).as_bytes())?;
+        fsutil::write_atomic(
+            &run_dir.join(name),
+            report::render(report, format).as_bytes(),
+        )?;
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         let text = report::markdown::render_summary(report);
         let append = || -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
             f.write_all(text.as_bytes())?;
             f.write_all(b"\n")
         };
         if let Err(e) = append() {
-            log::warn!("cannot append to GITHUB_STEP_SUMMARY `{}`: {e}", path.display());
+            log::warn!(
+                "cannot append to GITHUB_STEP_SUMMARY `{}`: {e}",
+                path.display()
+            );
         }
     }
     Ok(())
 }
 
 /// Before the first task: every Claude Code command that will run answers `--version`.
-fn preflight(plan: &Plan, settings: &Settings, selected: &std::collections::BTreeSet<String>) -> Result<()> {
+fn preflight(
+    plan: &Plan,
+    settings: &Settings,
+    selected: &std::collections::BTreeSet<String>,
+) -> Result<()> {
     let mut checked = Vec::new();
     for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
         let agent = settings.agent(&task.instance);

@@ -60,19 +60,25 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     let before = match snapshot::take(&ws.project_files(), &ignore, cache.as_ref(), &store) {
         Ok(s) => s,
         Err(e) => {
-            report.error = Some(format!("cannot snapshot the workspace before the task: {e}"));
+            report.error = Some(format!(
+                "cannot snapshot the workspace before the task: {e}"
+            ));
             ws.end_task(&outcome_line(&report, ctx.run_id))?;
             return Ok(report);
         }
     };
-    report.notes.extend(
-        before
-            .skipped
-            .iter()
-            .map(|s| format!("not snapshotted: `{}` ({})", String::from_utf8_lossy(&s.path), s.reason)),
-    );
+    report.notes.extend(before.skipped.iter().map(|s| {
+        format!(
+            "not snapshotted: `{}` ({})",
+            String::from_utf8_lossy(&s.path),
+            s.reason
+        )
+    }));
 
-    let max_attempts = 1 + task.retries.or(ctx.plan.retries).unwrap_or(ctx.settings.default_retries);
+    let max_attempts = 1 + task
+        .retries
+        .or(ctx.plan.retries)
+        .unwrap_or(ctx.settings.default_retries);
     let timeout = task.timeout.unwrap_or(ctx.settings.default_timeout);
     let resumes = agent.kind == AgentKind::Claude && agent.session == SessionMode::Resume;
     // A retry resumes the session the task started from, not the failed attempt's.
@@ -127,7 +133,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             task.id,
             attempt_no,
             attempt.report.status,
-            ctx.run_dir.join(attempt.report.log.as_deref().unwrap_or("")).display()
+            ctx.run_dir
+                .join(attempt.report.log.as_deref().unwrap_or(""))
+                .display()
         ))?;
         report.history.push(attempt.report);
         if matches!(report.status, Status::Passed | Status::Interrupted) || signals::interrupted() {
@@ -145,7 +153,10 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         report.changes = diff::changes(&before, after, &store);
         if let Some(patch) = diff::patch(&before, after, &store) {
             let rel = format!("diffs/{}.patch", task.id);
-            crate::fsutil::write_atomic(&ctx.run_dir.join(&rel), ctx.redactor.redact_str(&patch).as_bytes())?;
+            crate::fsutil::write_atomic(
+                &ctx.run_dir.join(&rel),
+                ctx.redactor.redact_str(&patch).as_bytes(),
+            )?;
             report.patch = Some(rel);
         }
         for change in &mut report.changes {
@@ -162,7 +173,13 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     Ok(report)
 }
 
-fn roll_back(ws: &Workspace, before: &Snapshot, ignore: &Ignore, store: &Store, notes: &mut Vec<String>) {
+fn roll_back(
+    ws: &Workspace,
+    before: &Snapshot,
+    ignore: &Ignore,
+    store: &Store,
+    notes: &mut Vec<String>,
+) {
     let root = ws.project_files();
     let result = snapshot::take(&root, ignore, Some(before), store)
         .and_then(|current| snapshot::restore(&root, before, &current, store));
@@ -191,7 +208,8 @@ fn run_attempt(
     let started = Instant::now();
     let log_rel = format!("logs/{}.{attempt_no}.log", task.id);
     let log_path = ctx.run_dir.join(&log_rel);
-    let log = exec::open_log(&log_path, &ctx.secrets).map_err(|e| Error::io("create", &log_path, e))?;
+    let log =
+        exec::open_log(&log_path, &ctx.secrets).map_err(|e| Error::io("create", &log_path, e))?;
     let mut notes = Vec::new();
     let mut rate_limited = 0;
     let mut session_reset = false;
@@ -281,7 +299,10 @@ fn run_attempt(
         error = Some("the run was interrupted".to_string());
         Status::Interrupted
     } else if outcome.timed_out {
-        error = Some(format!("the agent timed out after {}", format_duration(timeout)));
+        error = Some(format!(
+            "the agent timed out after {}",
+            format_duration(timeout)
+        ));
         Status::TimedOut
     } else if let Some(why) = agent_failure(agent.kind, &outcome, result.as_ref()) {
         error = Some(why);
@@ -293,7 +314,8 @@ fn run_attempt(
     let mut tests = None;
     let status = match (&task.check, status) {
         (Some(check), Status::Passed) if !signals::interrupted() => {
-            let (status, why, counts) = run_check(ctx, task, agent, ws, attempt_no, timeout, check, &log)?;
+            let (status, why, counts) =
+                run_check(ctx, task, agent, ws, attempt_no, timeout, check, &log)?;
             error = why;
             tests = counts;
             status
@@ -331,7 +353,11 @@ fn own_cost(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> 
     };
     let before = resumed.map_or(0.0, |id| ws.session_cost(id));
     // A forked session may or may not carry its parent's cost: never report less than 0.
-    result.total_cost_usd = Some(if total >= before { total - before } else { total });
+    result.total_cost_usd = Some(if total >= before {
+        total - before
+    } else {
+        total
+    });
     if let Some(id) = &result.session_id {
         ws.set_session_cost(id, total)?;
     }
@@ -339,7 +365,11 @@ fn own_cost(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> 
 }
 
 /// Why the agent did not pass, by the pass rule (timeouts are handled by the caller).
-fn agent_failure(kind: AgentKind, outcome: &exec::Outcome, result: Option<&AgentResult>) -> Option<String> {
+fn agent_failure(
+    kind: AgentKind,
+    outcome: &exec::Outcome,
+    result: Option<&AgentResult>,
+) -> Option<String> {
     let words = result.map(agent::describe_failure);
     match &outcome.exit {
         Exit::NotStarted(why) => Some(why.clone()),
@@ -365,7 +395,9 @@ fn run_check(
     check: &str,
     log: &capture::SharedLog,
 ) -> Result<(Status, Option<String>, Option<TestCounts>)> {
-    let check_path = ctx.run_dir.join(format!("logs/{}.{attempt_no}.check.log", task.id));
+    let check_path = ctx
+        .run_dir
+        .join(format!("logs/{}.{attempt_no}.check.log", task.id));
     let check_log = exec::open_log(&check_path, &ctx.secrets)
         .map_err(|e| Error::io("create", &check_path, e))?;
     let spec = exec::Spec {
@@ -393,15 +425,33 @@ fn run_check(
     }
     let counts = agent::testcounts::parse(&String::from_utf8_lossy(&output));
     let verdict = if signals::interrupted() && outcome.exit != Exit::Code(0) {
-        (Status::Interrupted, Some("the run was interrupted during the check".to_string()))
+        (
+            Status::Interrupted,
+            Some("the run was interrupted during the check".to_string()),
+        )
     } else if outcome.timed_out {
-        (Status::TimedOut, Some(format!("the check `{check}` timed out after {}", format_duration(timeout))))
+        (
+            Status::TimedOut,
+            Some(format!(
+                "the check `{check}` timed out after {}",
+                format_duration(timeout)
+            )),
+        )
     } else {
         match outcome.exit {
             Exit::Code(0) => (Status::Passed, None),
-            Exit::Code(code) => (Status::Failed, Some(format!("the check `{check}` exited with code {code}"))),
-            Exit::Signal(sig) => (Status::Failed, Some(format!("the check `{check}` was killed by signal {sig}"))),
-            Exit::NotStarted(why) => (Status::Failed, Some(format!("the check `{check}` could not start: {why}"))),
+            Exit::Code(code) => (
+                Status::Failed,
+                Some(format!("the check `{check}` exited with code {code}")),
+            ),
+            Exit::Signal(sig) => (
+                Status::Failed,
+                Some(format!("the check `{check}` was killed by signal {sig}")),
+            ),
+            Exit::NotStarted(why) => (
+                Status::Failed,
+                Some(format!("the check `{check}` could not start: {why}")),
+            ),
         }
     };
     Ok((verdict.0, verdict.1, counts))

@@ -7,8 +7,8 @@
 //! File contents go to a content-addressed [`Store`] so diffs and retry roll-backs can read
 //! the before-state after the agent has changed it.
 //!
-//! Layout: [`walk`] takes snapshots, [`ignore`] matches patterns, [`store`] keeps blobs,
-//! [`restore`](mod@restore) rolls a tree back, [`cache`] saves a snapshot for the next run.
+//! Layout: `walk` takes snapshots, `ignore` matches patterns, `store` keeps blobs,
+//! `restore` rolls a tree back, `cache` saves a snapshot for the next run.
 
 mod cache;
 mod ignore;

@@ -112,9 +112,8 @@ impl Workspace {
         if !project.exists() {
             fsutil::create_dir_all(&project)?;
             if let Some(template) = template {
-                notes = template::copy(template, &project).map_err(|e| {
-                    Error::io("copy template into", project.clone(), e)
-                })?;
+                notes = template::copy(template, &project)
+                    .map_err(|e| Error::io("copy template into", project.clone(), e))?;
             }
         }
         fsutil::create_dir_all(&self.logs())?;
@@ -131,7 +130,10 @@ impl Workspace {
     pub fn begin_task(&self, time: &str, task_id: &str, prompt: &str) -> Result<()> {
         self.append(
             &self.session_md(),
-            &format!("\n{TASK_HEADING}{time}\n\nTask `{task_id}`:\n\n{}\n", prompt.trim_end()),
+            &format!(
+                "\n{TASK_HEADING}{time}\n\nTask `{task_id}`:\n\n{}\n",
+                prompt.trim_end()
+            ),
         )
     }
 
@@ -223,9 +225,11 @@ mod tests {
         let ws = Workspace::new(dir.path(), "dev");
         let _lock = ws.lock(false).unwrap();
         ws.prepare(None, "You are the developer.").unwrap();
-        ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt").unwrap();
+        ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt")
+            .unwrap();
         ws.end_task("passed").unwrap();
-        ws.begin_task("2026-01-01T00:01:00Z", "b", "Write b.txt").unwrap();
+        ws.begin_task("2026-01-01T00:01:00Z", "b", "Write b.txt")
+            .unwrap();
         let text = fs::read_to_string(ws.session_md()).unwrap();
         assert!(text.starts_with("# Session: dev\n\nYou are the developer.\n"));
         assert_eq!(text.matches("## Task: ").count(), 2);
@@ -241,7 +245,10 @@ mod tests {
         let ws = Workspace::new(dir.path(), "dev");
         let _held = ws.lock(false).unwrap();
         let err = ws.lock(false).unwrap_err();
-        assert!(err.to_string().contains("in use by another borg-batch run"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another borg-batch run"),
+            "{err}"
+        );
     }
 
     #[test]

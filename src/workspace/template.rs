@@ -62,7 +62,9 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
         .mode(meta.permissions().mode() & 0o777)
         .open(to)?;
     io::copy(&mut src, &mut dst)?;
-    dst.set_permissions(fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
+    dst.set_permissions(fs::Permissions::from_mode(
+        meta.permissions().mode() & 0o7777,
+    ))?;
     Ok(())
 }
 
@@ -82,10 +84,19 @@ mod tests {
         nix::unistd::mkfifo(&src.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
 
         let notes = copy(src.path(), dst.path()).unwrap();
-        assert_eq!(fs::read_to_string(dst.path().join("sub/a.txt")).unwrap(), "hello");
-        let mode = fs::metadata(dst.path().join("run.sh")).unwrap().permissions().mode();
+        assert_eq!(
+            fs::read_to_string(dst.path().join("sub/a.txt")).unwrap(),
+            "hello"
+        );
+        let mode = fs::metadata(dst.path().join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(fs::read_link(dst.path().join("link")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::read_link(dst.path().join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
         assert!(!dst.path().join("pipe").exists());
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("pipe"));

@@ -503,11 +503,18 @@ fn progress_quiet_prints_only_the_summary() {
 
 /// Runs `cmd` and kills it after `limit`; `None` when it did not finish in time.
 fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Option<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    // Its own process group, so its helper processes can be ended with it.
     let mut child = cmd
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn chromium");
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let end_group = || {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    };
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -516,21 +523,27 @@ fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Option<std::process::
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            end_group();
             let stdout = reader.join().unwrap().unwrap_or_default();
+            let stderr = Vec::new();
             return Some(std::process::Output {
                 status,
                 stdout,
-                stderr: Vec::new(),
+                stderr,
             });
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            end_group();
             let _ = child.wait();
             return None;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Headless, offline, no first-run work: the page must render on its own.
+const CHROMIUM_FLAGS: &str = "--headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars";
 
 fn chromium(profile: &Path) -> Option<Command> {
     let bin = PathBuf::from("/usr/bin/chromium");
@@ -543,17 +556,8 @@ fn chromium(profile: &Path) -> Option<Command> {
         return None;
     }
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd.args(CHROMIUM_FLAGS.split(' '))
+        .arg(format!("--user-data-dir={}", profile.display()));
     Some(cmd)
 }
 

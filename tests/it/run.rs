@@ -44,7 +44,10 @@ fn every_status_is_reported_and_a_failure_exits_1() {
     let started = Instant::now();
     let out = p.run(&["plan.yaml"]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(started.elapsed().as_secs() < 20, "the 1s timeout ended the slow task");
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "the 1s timeout ended the slow task"
+    );
     let r = p.report("statuses");
     assert_eq!(task(&r, "good")["status"], "passed");
     assert_eq!(task(&r, "good")["exit_code"], 0);
@@ -64,10 +67,17 @@ fn every_status_is_reported_and_a_failure_exits_1() {
     assert!(!p.join("workspaces/a/project-files/never.txt").exists());
     let s = &r["summary"];
     assert_eq!(
-        (s["total"].as_u64(), s["passed"].as_u64(), s["failed"].as_u64()),
+        (
+            s["total"].as_u64(),
+            s["passed"].as_u64(),
+            s["failed"].as_u64()
+        ),
         (Some(5), Some(2), Some(1))
     );
-    assert_eq!((s["timed_out"].as_u64(), s["skipped"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (s["timed_out"].as_u64(), s["skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
     // The failing agent's own words are in its log.
     let log = std::fs::read_to_string(p.latest("statuses").join("logs/bad.1.log")).unwrap();
     assert!(log.contains("something broke"), "{log}");
@@ -80,18 +90,49 @@ fn report_json_has_every_field_of_the_spec() {
     p.run(&["plan.yaml"]);
     let r = p.report("statuses");
     for key in [
-        "run_id", "plan", "plan_name", "carried_from", "started_at", "finished_at", "summary", "tasks",
+        "run_id",
+        "plan",
+        "plan_name",
+        "carried_from",
+        "started_at",
+        "finished_at",
+        "summary",
+        "tasks",
     ] {
         assert!(r.get(key).is_some(), "report.json lacks `{key}`");
     }
-    for key in ["total", "passed", "failed", "timed_out", "skipped", "interrupted", "flaky", "cost_usd"] {
+    for key in [
+        "total",
+        "passed",
+        "failed",
+        "timed_out",
+        "skipped",
+        "interrupted",
+        "flaky",
+        "cost_usd",
+    ] {
         assert!(r["summary"].get(key).is_some(), "summary lacks `{key}`");
     }
     let good = task(&r, "good");
     for key in [
-        "id", "instance", "status", "carried_over", "attempts", "flaky", "leaked", "exit_code",
-        "duration_ms", "session_id", "cost_usd", "result", "error", "tests", "log", "patch",
-        "history", "changes",
+        "id",
+        "instance",
+        "status",
+        "carried_over",
+        "attempts",
+        "flaky",
+        "leaked",
+        "exit_code",
+        "duration_ms",
+        "session_id",
+        "cost_usd",
+        "result",
+        "error",
+        "tests",
+        "log",
+        "patch",
+        "history",
+        "changes",
     ] {
         assert!(good.get(key).is_some(), "task lacks `{key}`");
     }
@@ -103,22 +144,49 @@ fn report_json_has_every_field_of_the_spec() {
     assert_eq!(good["history"][0]["attempt"], 1);
     assert_eq!(good["history"][0]["status"], "passed");
     let c = change(good, "ok.txt");
-    for key in ["path", "kind", "binary", "symlink", "size_before", "size_after", "diff"] {
+    for key in [
+        "path",
+        "kind",
+        "binary",
+        "symlink",
+        "size_before",
+        "size_after",
+        "diff",
+    ] {
         assert!(c.get(key).is_some(), "change lacks `{key}`");
     }
     // Every file the spec lists is in the run directory.
     let dir = p.latest("statuses");
-    for file in ["report.json", "report.md", "junit.xml", "report.html", "journal.jsonl"] {
+    for file in [
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "report.html",
+        "journal.jsonl",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     // The journal has a line per finished attempt and per task.
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let kinds: Vec<String> = journal
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert_eq!(kinds.iter().filter(|k| *k == "attempt").count(), 4, "{journal}");
-    assert_eq!(kinds.iter().filter(|k| *k == "task").count(), 5, "{journal}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "attempt").count(),
+        4,
+        "{journal}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "task").count(),
+        5,
+        "{journal}"
+    );
     // Two tasks printed a result line with a cost (the failed and timed-out ones did not).
     assert_eq!(r["summary"]["cost_usd"], 0.0024);
 }
@@ -161,25 +229,43 @@ tasks:
     let t = task(&r, "change");
     let modified = change(t, "keep.txt");
     assert_eq!(modified["kind"], "modified");
-    assert!(modified["diff"].as_str().unwrap().contains("-two\n+TWO"), "{modified}");
+    assert!(
+        modified["diff"].as_str().unwrap().contains("-two\n+TWO"),
+        "{modified}"
+    );
     assert_eq!(change(t, "old.txt")["kind"], "deleted");
     let added = change(t, "deep/new/file.txt");
     assert_eq!(added["kind"], "added");
     assert_eq!(added["size_after"], 10);
     assert!(added["size_before"].is_null());
     let blob = change(t, "blob.bin");
-    assert_eq!((blob["kind"].as_str(), blob["binary"].as_bool()), (Some("added"), Some(true)));
+    assert_eq!(
+        (blob["kind"].as_str(), blob["binary"].as_bool()),
+        (Some("added"), Some(true))
+    );
     assert!(blob["diff"].is_null());
     let link = change(t, "link");
-    assert_eq!((link["kind"].as_str(), link["symlink"].as_bool()), (Some("modified"), Some(true)));
+    assert_eq!(
+        (link["kind"].as_str(), link["symlink"].as_bool()),
+        (Some("modified"), Some(true))
+    );
     let newlink = change(t, "newlink");
-    assert_eq!((newlink["kind"].as_str(), newlink["symlink"].as_bool()), (Some("added"), Some(true)));
+    assert_eq!(
+        (newlink["kind"].as_str(), newlink["symlink"].as_bool()),
+        (Some("added"), Some(true))
+    );
     let mode = change(t, "link-target.txt");
     assert_eq!(mode["kind"], "modified");
     assert_eq!(mode["mode_before"], 0o644);
     assert_eq!(mode["mode_after"], 0o755);
     // Nothing unchanged is listed.
-    assert!(t["changes"].as_array().unwrap().iter().all(|c| c["path"] != "tool.sh"));
+    assert!(
+        t["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["path"] != "tool.sh")
+    );
 }
 
 #[test]
@@ -226,12 +312,21 @@ tasks:
         .current_dir(&copy)
         .output()
         .unwrap();
-    assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+    assert!(
+        applied.status.success(),
+        "git apply: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
     assert_eq!(tree(&copy), tree(&p.join("workspaces/dev/project-files")));
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -244,7 +339,12 @@ fn tree(root: &std::path::Path) -> BTreeMap<String, (Vec<u8>, bool)> {
         .filter(|e| e.file_type().is_file())
         .map(|e| {
             let exec = e.metadata().unwrap().permissions().mode() & 0o111 != 0;
-            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             (rel, (std::fs::read(e.path()).unwrap(), exec))
         })
         .collect()
@@ -284,7 +384,10 @@ fn four_instances_run_in_parallel_with_jobs_4() {
     let ratio = parallel / serial;
     eprintln!("jobs 4 / jobs 1 wall time: {parallel:.2}s / {serial:.2}s = {ratio:.2}");
     // Ideal is 0.25; anything under 0.6 shows the tasks overlapped.
-    assert!(ratio < 0.6, "jobs 4 took {parallel:.2}s, jobs 1 took {serial:.2}s");
+    assert!(
+        ratio < 0.6,
+        "jobs 4 took {parallel:.2}s, jobs 1 took {serial:.2}s"
+    );
 }
 
 #[test]
@@ -300,7 +403,10 @@ fn tasks_of_one_instance_never_overlap_and_keep_file_order() {
         let expected: Vec<String> = (0..3)
             .flat_map(|t| [format!("{inst}{t} start 1"), format!("{inst}{t} end 1")])
             .collect();
-        assert_eq!(events, expected, "instance {inst} overlapped or reordered:\n{lines}");
+        assert_eq!(
+            events, expected,
+            "instance {inst} overlapped or reordered:\n{lines}"
+        );
     }
 }
 
@@ -322,13 +428,18 @@ tasks:
     );
     p.run(&["plan.yaml"]);
     let text = p.read("workspaces/dev/session.md");
-    assert!(text.starts_with("# Session: dev\n\nYou are the developer."), "{text}");
+    assert!(
+        text.starts_with("# Session: dev\n\nYou are the developer."),
+        "{text}"
+    );
     assert!(text.contains("Follow the house style."));
     let sections: Vec<&str> = text.split("\n## Task: ").skip(1).collect();
     assert_eq!(sections.len(), 2, "{text}");
     assert!(sections[0].contains("Task `first`:") && sections[0].contains("\nOutcome: passed"));
     assert!(sections[1].contains("Task `second`:"));
-    assert!(sections[1].contains("\nOutcome: failed") && sections[1].contains("exited with code 1"));
+    assert!(
+        sections[1].contains("\nOutcome: failed") && sections[1].contains("exited with code 1")
+    );
     // The heading holds an RFC 3339 time.
     let time = sections[0].lines().next().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
@@ -370,7 +481,10 @@ fn only_runs_the_task_and_its_needs_that_have_not_passed() {
     assert_eq!(task(&r, "top")["carried_over"], false);
     assert_eq!(task(&r, "mid")["carried_over"], true);
     assert_eq!(task(&r, "mid")["status"], "passed");
-    assert_eq!(p.read("workspaces/y/project-files/count.txt"), "mid\ntop\ntop\n");
+    assert_eq!(
+        p.read("workspaces/y/project-files/count.txt"),
+        "mid\ntop\ntop\n"
+    );
     // An unknown id is refused before anything runs.
     let out = p.run(&["plan.yaml", "--only", "nope"]);
     assert_eq!(out.status.code(), Some(2));
@@ -390,22 +504,42 @@ tasks:
   - {id: t, instance: dev, prompt: "@append seed.txt more"}
 "#,
     );
-    p.write("workspaces/stranger/project-files/mine.txt", "not the plan's\n");
+    p.write(
+        "workspaces/stranger/project-files/mine.txt",
+        "not the plan's\n",
+    );
     p.run(&["plan.yaml"]);
     p.run(&["plan.yaml"]);
-    assert_eq!(p.read("workspaces/dev/project-files/seed.txt"), "seed\nmore\nmore\n");
+    assert_eq!(
+        p.read("workspaces/dev/project-files/seed.txt"),
+        "seed\nmore\nmore\n"
+    );
     let out = p.run(&["plan.yaml", "--fresh"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(p.read("workspaces/dev/project-files/seed.txt"), "seed\nmore\n");
-    assert_eq!(p.read("workspaces/dev/session.md").matches("## Task: ").count(), 1);
-    assert_eq!(p.read("workspaces/stranger/project-files/mine.txt"), "not the plan's\n");
+    assert_eq!(
+        p.read("workspaces/dev/project-files/seed.txt"),
+        "seed\nmore\n"
+    );
+    assert_eq!(
+        p.read("workspaces/dev/session.md")
+            .matches("## Task: ")
+            .count(),
+        1
+    );
+    assert_eq!(
+        p.read("workspaces/stranger/project-files/mine.txt"),
+        "not the plan's\n"
+    );
 }
 
 #[test]
 fn dry_run_prints_schedule_and_commands_and_spawns_nothing() {
     let p = Project::new();
     let marker = p.join("spawned.txt");
-    p.plan(&CHAIN.replace("@append count.txt base", &format!("@record {}", marker.display())));
+    p.plan(&CHAIN.replace(
+        "@append count.txt base",
+        &format!("@record {}", marker.display()),
+    ));
     let out = p.run(&["plan.yaml", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -414,7 +548,10 @@ fn dry_run_prints_schedule_and_commands_and_spawns_nothing() {
     assert!(text.contains("wave 3: top (y)"), "{text}");
     assert!(text.contains("scripted.sh < prompt"), "{text}");
     assert!(!marker.exists(), "an agent was spawned");
-    assert!(!p.join("runs").exists() && !p.join("workspaces").exists(), "dry run wrote files");
+    assert!(
+        !p.join("runs").exists() && !p.join("workspaces").exists(),
+        "dry run wrote files"
+    );
 }
 
 #[test]
@@ -423,7 +560,11 @@ fn validate_prints_nothing_for_a_good_plan_and_writes_nothing() {
     p.plan(CHAIN);
     let out = p.run(&["validate", "plan.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", output_text(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        output_text(&out)
+    );
     let entries: Vec<_> = std::fs::read_dir(p.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "only plan.yaml");
 }
@@ -481,7 +622,10 @@ tasks: [{id: t, instance: dev, prompt: hi}]
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("agent command `/nonexistent/claude` was not found"), "{err}");
+    assert!(
+        err.contains("agent command `/nonexistent/claude` was not found"),
+        "{err}"
+    );
     assert!(err.contains("CLAUDE_CODE_PATH"), "{err}");
     assert!(!p.join("runs").exists() && !p.join("workspaces").exists());
 }

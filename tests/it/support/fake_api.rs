@@ -753,3 +753,33 @@ pub fn claude_binary() -> Option<PathBuf> {
     eprintln!("skipped: {why}");
     None
 }
+
+/// Live processes whose working directory is `dir` or inside it (from `/proc/<pid>/cwd`),
+/// as `"<pid>: <command line>"`. The CLI and the helpers it spawns all run in the task's
+/// `project-files/`, whatever their command lines say, so this finds every one of them.
+pub fn processes_in(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        // Unreadable (another user's) or gone: not ours.
+        let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else {
+            continue;
+        };
+        if cwd.starts_with(&dir) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{pid}: {}", cmdline.trim_end()));
+        }
+    }
+    found
+}

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 /// The repository's `fixtures/` folder.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// The scripted agent (see `fixtures/agents/scripted.sh`).
@@ -63,8 +65,7 @@ impl Project {
     }
 
     pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.join(rel))
-            .unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+        std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
 
     /// Writes `plan.yaml`; `{agent}` in the text becomes the scripted agent's path.
