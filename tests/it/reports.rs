@@ -35,6 +35,14 @@ fn attempt(n: u32, status: Status, error: Option<&str>, task: &str) -> AttemptRe
     }
 }
 
+fn counts(passed: u64, failed: u64, skipped: u64) -> Option<TestCounts> {
+    Some(TestCounts {
+        passed,
+        failed,
+        skipped,
+    })
+}
+
 fn text_change(path: &str, kind: ChangeKind, diff: &str) -> Change {
     Change {
         path: path.to_string(),
@@ -69,11 +77,7 @@ pub fn sample() -> Report {
     let mut schema = task("schema", "db", Status::Passed);
     schema.result =
         Some("Added the users table.\n\n| a | b |\n<img src=x onerror=alert(2)>".into());
-    schema.tests = Some(TestCounts {
-        passed: 12,
-        failed: 0,
-        skipped: 1,
-    });
+    schema.tests = counts(12, 0, 1);
     schema.patch = Some("diffs/schema.patch".into());
     schema.session_id = Some("5f0c3a5e-sess".into());
     schema.changes = vec![
@@ -110,11 +114,7 @@ pub fn sample() -> Report {
         attempt(2, Status::Failed, Some("agent exited with code 1"), "auth"),
     ];
     auth.log = Some("logs/auth.2.log".into());
-    auth.tests = Some(TestCounts {
-        passed: 9,
-        failed: 3,
-        skipped: 0,
-    });
+    auth.tests = counts(9, 3, 0);
     auth.patch = Some("diffs/auth.patch".into());
     auth.notes = vec!["session `abc` could not be resumed; started a fresh one".into()];
     let mut page = text_change(
@@ -167,11 +167,7 @@ pub fn sample() -> Report {
         attempt(2, Status::Passed, None, "e2e"),
     ];
     flaky.log = Some("logs/e2e.2.log".into());
-    flaky.tests = Some(TestCounts {
-        passed: 30,
-        failed: 0,
-        skipped: 2,
-    });
+    flaky.tests = counts(30, 0, 2);
     flaky.result = Some("All green on the second try.".into());
     let mut logo = text_change("assets/logo.png", ChangeKind::Added, "");
     (logo.binary, logo.diff, logo.size_after) = (true, None, Some(20_480));
@@ -477,16 +473,11 @@ fn feed(mode: config::Progress) -> String {
     }
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     // The elapsed-time column depends on the clock.
-    text.lines()
-        .map(|l| {
-            if l.starts_with('[') {
-                format!("[t]{}", &l[l.find(']').unwrap() + 1..])
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let redact = |l: &str| {
+        l.split_once("s] ")
+            .map_or(l.to_string(), |(_, r)| format!("[t] {r}"))
+    };
+    text.lines().map(redact).collect::<Vec<_>>().join("\n")
 }
 
 #[test]

@@ -629,3 +629,94 @@ tasks: [{id: t, instance: dev, prompt: hi}]
     assert!(err.contains("CLAUDE_CODE_PATH"), "{err}");
     assert!(!p.join("runs").exists() && !p.join("workspaces").exists());
 }
+
+#[test]
+fn max_cost_stops_starting_tasks_once_reached() {
+    let p = Project::new();
+    p.plan(
+        r#"
+name: capped
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: dev, role: developer}]
+tasks:
+  - {id: one, instance: dev, prompt: "@cost 0.40"}
+  - {id: two, instance: dev, prompt: "@cost 0.40"}
+  - {id: three, instance: dev, prompt: "@cost 0.40"}
+"#,
+    );
+    let out = p.run(&["plan.yaml", "--max-cost", "0.75"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let r = p.report("capped");
+    assert_eq!(task(&r, "one")["status"], "passed");
+    assert_eq!(task(&r, "two")["status"], "passed");
+    let three = task(&r, "three");
+    assert_eq!(three["status"], "skipped");
+    assert_eq!(three["error"], "cost cap reached");
+    assert_eq!(r["summary"]["cost_usd"], 0.8);
+}
+
+#[test]
+fn the_markdown_summary_is_appended_to_github_step_summary() {
+    let p = Project::new();
+    p.plan(CHAIN);
+    let summary = p.write("summary.md", "existing line\n");
+    let out = p
+        .command()
+        .arg("plan.yaml")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.starts_with("existing line\n"),
+        "appended, not replaced"
+    );
+    for id in ["base", "mid", "top", "other"] {
+        assert!(text.contains(id), "summary lacks {id}:\n{text}");
+    }
+}
+
+#[test]
+fn report_renders_every_format_again_byte_identical() {
+    let p = Project::new();
+    p.plan(THREE_STATUSES);
+    p.run(&["plan.yaml"]);
+    let dir = p.latest("statuses");
+    for (format, file) in [
+        ("json", "report.json"),
+        ("md", "report.md"),
+        ("junit", "junit.xml"),
+        ("html", "report.html"),
+    ] {
+        let out = p.run(&["report", dir.to_str().unwrap(), "--format", format]);
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        let original = std::fs::read(dir.join(file)).unwrap();
+        assert!(!original.is_empty(), "{file} is empty");
+        assert!(
+            out.stdout == original,
+            "{format} differs from the run's {file}"
+        );
+        let to = p.join(&format!("again.{format}"));
+        let out = p.run(&[
+            "report",
+            dir.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            to.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert!(
+            std::fs::read(&to).unwrap() == original,
+            "{format} -o differs"
+        );
+    }
+    let out = p.run(&["report", p.path().to_str().unwrap(), "--format", "md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("report.json"),
+        "{}",
+        output_text(&out)
+    );
+}
