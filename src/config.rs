@@ -278,7 +278,10 @@ mod tests {
         assert!(err.contains("PATH"), "{err}");
         let err = find_program(Path::new("/nonexistent/claude")).unwrap_err();
         assert!(err.contains("/nonexistent/claude"), "{err}");
-        let err = find_program(Path::new("/etc/hostname")).unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("not-executable");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let err = find_program(&plain).unwrap_err();
         assert!(err.contains("not an executable"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Error, PlanProblem, Result};
+use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::report::Status;
 
@@ -55,80 +55,6 @@ pub fn select(
         }
     }
     Ok(selected)
-}
-
-/// Refuses plans whose `needs` cannot be met together with the one-after-another order of
-/// each instance's tasks (e.g. `a1` needs `b2`, while `b1` needs `a2`): they would never
-/// finish. Cycles among `needs` alone are reported by plan validation.
-pub fn check_order(plan: &Plan) -> Result<()> {
-    let index: BTreeMap<&str, usize> = plan
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
-        .collect();
-    // Edges: a task waits for its needs and for the previous task of its instance.
-    let mut waits: Vec<Vec<usize>> = vec![Vec::new(); plan.tasks.len()];
-    let mut previous: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, task) in plan.tasks.iter().enumerate() {
-        waits[i].extend(
-            task.needs
-                .iter()
-                .filter_map(|n| index.get(n.as_str()).copied()),
-        );
-        if let Some(&p) = previous.get(task.instance.as_str()) {
-            waits[i].push(p);
-        }
-        previous.insert(&task.instance, i);
-    }
-    // Depth-first search for a cycle; 0 = unvisited, 1 = on the stack, 2 = done.
-    let mut state = vec![0u8; plan.tasks.len()];
-    let mut path = Vec::new();
-    for start in 0..plan.tasks.len() {
-        if let Some(cycle) = find_cycle(start, &waits, &mut state, &mut path) {
-            let names: Vec<&str> = cycle.iter().map(|&i| plan.tasks[i].id.as_str()).collect();
-            return Err(Error::Plan(vec![PlanProblem {
-                file: plan.path.clone(),
-                line: None,
-                column: None,
-                field: "tasks".into(),
-                message: format!(
-                    "these tasks wait for each other (through `needs` and the file order of \
-                     each instance's tasks) and could never run: {}",
-                    names.join(" -> ")
-                ),
-            }]));
-        }
-    }
-    Ok(())
-}
-
-fn find_cycle(
-    node: usize,
-    waits: &[Vec<usize>],
-    state: &mut [u8],
-    path: &mut Vec<usize>,
-) -> Option<Vec<usize>> {
-    match state[node] {
-        2 => return None,
-        1 => {
-            let from = path.iter().position(|&n| n == node).expect("on the stack");
-            let mut cycle = path[from..].to_vec();
-            cycle.push(node);
-            return Some(cycle);
-        }
-        _ => {}
-    }
-    state[node] = 1;
-    path.push(node);
-    for &next in &waits[node] {
-        if let Some(cycle) = find_cycle(next, waits, state, path) {
-            return Some(cycle);
-        }
-    }
-    path.pop();
-    state[node] = 2;
-    None
 }
 
 /// What the dispatcher should do next.
@@ -381,19 +307,5 @@ mod tests {
         };
         let sel = select(&p, &[], true, &latest).unwrap();
         assert_eq!(sel, ["b", "new"].map(String::from).into());
-    }
-
-    #[test]
-    fn needs_against_instance_order_are_refused_with_the_cycle() {
-        let p = plan(&[
-            ("a1", "a", &["b2"]),
-            ("a2", "a", &[]),
-            ("b1", "b", &["a2"]),
-            ("b2", "b", &[]),
-        ]);
-        let err = check_order(&p).unwrap_err().to_string();
-        assert!(err.contains("a1 -> b2 -> b1 -> a2 -> a1"), "{err}");
-        let ok = plan(&[("a1", "a", &[]), ("b1", "b", &["a1"]), ("a2", "a", &["b1"])]);
-        assert!(check_order(&ok).is_ok());
     }
 }

@@ -81,10 +81,8 @@ fn test_case(report: &Report, t: &TaskReport) -> TestCase {
     case.set_classname(clean(&format!("{}.{}", report.plan_name, t.instance)));
     case.set_time(Duration::from_millis(t.duration_ms));
     case.add_properties(properties(t));
-    if t.status.is_pass() {
-        if let Some(result) = &t.result {
-            case.set_system_out(clean(&cap(result, EXCERPT_CHARS)));
-        }
+    if let (true, Some(result)) = (t.status.is_pass(), &t.result) {
+        case.set_system_out(clean(&cap(result, EXCERPT_CHARS)));
     }
     case
 }

@@ -26,6 +26,18 @@ const RESULT_CHARS_MAX: usize = 2_000;
 pub fn render(report: &Report) -> String {
     let mut out = render_summary(report);
     let limit = GITHUB_COMMENT_LIMIT - RESERVE;
+    if out.len() > limit {
+        // Thousands of tasks: even the table does not fit.
+        let cut = out[..limit].rfind('\n').map_or(0, |i| i + 1);
+        let rows_left = out[cut..].lines().count();
+        out.truncate(cut);
+        let _ = writeln!(
+            out,
+            "\n> [!NOTE]\n> Truncated to fit a GitHub comment: {rows_left} more rows of the \
+             table are left out. `report.html` in the run directory shows every task."
+        );
+        return out;
+    }
     let tasks: Vec<&TaskReport> = summary::problems_first(report)
         .into_iter()
         .filter(|t| has_details(t))

@@ -128,7 +128,6 @@ pub fn now_rfc3339() -> String {
 pub fn run(options: &RunOptions) -> Result<i32> {
     let env = EnvDefaults::from_env()?;
     let plan = plan::load(&options.plan)?;
-    schedule::check_order(&plan)?;
     let settings = Settings::resolve(&plan, options, &env)?;
     let outcomes = history::latest_outcomes(&plan.name);
     if options.rerun_failed && outcomes.newest.is_none() {

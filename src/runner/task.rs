@@ -56,7 +56,14 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     report.error = None;
 
     ws.begin_task(&super::now_rfc3339(), &task.id, &task.prompt)?;
-    let cache = memory.last.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // The last snapshot of this instance is the cache: from this run's previous task, else
+    // saved by an earlier run (a missing or unreadable one only means re-reading files).
+    let cache = memory
+        .last
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .or_else(|| Snapshot::load(&ws.snapshot_cache()).ok());
     let before = match snapshot::take(&ws.project_files(), &ignore, cache.as_ref(), &store) {
         Ok(s) => s,
         Err(e) => {
@@ -150,8 +157,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         None => snapshot::take(&ws.project_files(), &ignore, Some(&before), &store).ok(),
     };
     if let Some(after) = &after {
-        report.changes = diff::changes(&before, after, &store);
-        if let Some(patch) = diff::patch(&before, after, &store) {
+        let (changes, patch) = diff::compare(&before, after, &store);
+        report.changes = changes;
+        if let Some(patch) = patch {
             let rel = format!("diffs/{}.patch", task.id);
             crate::fsutil::write_atomic(
                 &ctx.run_dir.join(&rel),
@@ -163,6 +171,11 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             if let Some(d) = &change.diff {
                 change.diff = Some(ctx.redactor.redact_str(d));
             }
+        }
+    }
+    if let Some(after) = &after {
+        if let Err(e) = after.save(&ws.snapshot_cache()) {
+            log::warn!("cannot save the snapshot cache of `{}`: {e}", task.instance);
         }
     }
     *memory.last.lock().unwrap_or_else(|e| e.into_inner()) = after;

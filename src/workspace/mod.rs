@@ -66,6 +66,11 @@ impl Workspace {
         self.state().join("objects")
     }
 
+    /// The last snapshot of `project-files/`, the next snapshot's cache.
+    pub fn snapshot_cache(&self) -> PathBuf {
+        self.state().join("snapshot.jsonl")
+    }
+
     /// The per-instance Claude Code configuration folder (`CLAUDE_CONFIG_DIR`).
     pub fn agent_config(&self) -> PathBuf {
         self.state().join("claude")

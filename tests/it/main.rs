@@ -4,6 +4,7 @@
 mod support;
 
 mod claude;
+mod claude_run;
 mod patches;
 mod plan_errors;
 mod process;

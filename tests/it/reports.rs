@@ -296,10 +296,18 @@ fn markdown_is_capped_for_github_comments() {
         md.len()
     );
     assert!(md.contains("report.html"));
-    assert!(
-        md.contains("Truncated to fit a GitHub comment"),
-        "no truncation note"
-    );
+    assert!(md.contains("Truncated to fit a GitHub comment"));
+
+    // So many tasks that the table alone is too long.
+    let one = sample().tasks[0].clone();
+    r.tasks = (0..2_000)
+        .map(|i| TaskReport {
+            id: format!("t{i}"),
+            ..one.clone()
+        })
+        .collect();
+    let md = render(&r, Format::Md);
+    assert!(md.len() < markdown::GITHUB_COMMENT_LIMIT && md.contains("more rows of the table"));
 }
 
 #[test]
@@ -430,6 +438,17 @@ fn feed(mode: config::Progress) -> String {
     let out = Shared::default();
     let mut p = borg_batch::report::progress::Progress::new(mode, Box::new(out.clone()));
     let run_dir = Path::new("runs/feature-auth/x");
+    let started = |attempt| Event::AttemptStarted {
+        task: "e2e",
+        instance: "tester",
+        attempt,
+        max_attempts: 2,
+    };
+    let finished = |i: usize| Event::AttemptFinished {
+        task: "e2e",
+        instance: "tester",
+        attempt: &r.tasks[5].history[i],
+    };
     let events = [
         Event::RunStarted {
             run_id: &r.run_id,
@@ -438,28 +457,10 @@ fn feed(mode: config::Progress) -> String {
             to_run: 6,
             total: 8,
         },
-        Event::AttemptStarted {
-            task: "e2e",
-            instance: "tester",
-            attempt: 1,
-            max_attempts: 2,
-        },
-        Event::AttemptFinished {
-            task: "e2e",
-            instance: "tester",
-            attempt: &r.tasks[5].history[0],
-        },
-        Event::AttemptStarted {
-            task: "e2e",
-            instance: "tester",
-            attempt: 2,
-            max_attempts: 2,
-        },
-        Event::AttemptFinished {
-            task: "e2e",
-            instance: "tester",
-            attempt: &r.tasks[5].history[1],
-        },
+        started(1),
+        finished(0),
+        started(2),
+        finished(1),
         Event::TaskFinished { task: &r.tasks[5] },
         Event::TaskFinished { task: &r.tasks[1] },
         Event::TaskFinished { task: &r.tasks[3] },
