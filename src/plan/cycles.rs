@@ -42,10 +42,10 @@ pub(super) fn find_cycles(tasks: &[Task]) -> Vec<Cycle> {
     let mut last_on_instance: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, t) in tasks.iter().enumerate() {
         for (j, need) in t.needs.iter().enumerate() {
-            if let Some(&target) = index.get(need.as_str()) {
-                if target != i {
-                    edges[i].push((target, Edge::Need(j)));
-                }
+            if let Some(&target) = index.get(need.as_str())
+                && target != i
+            {
+                edges[i].push((target, Edge::Need(j)));
             }
         }
         if t.instance.is_empty() {

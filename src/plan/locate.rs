@@ -75,10 +75,10 @@ fn parent(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
     }
-    if path.ends_with(']') {
-        if let Some(open) = path.rfind('[') {
-            return Some(&path[..open]);
-        }
+    if path.ends_with(']')
+        && let Some(open) = path.rfind('[')
+    {
+        return Some(&path[..open]);
     }
     Some(path.rfind('.').map_or("", |dot| &path[..dot]))
 }
@@ -230,16 +230,14 @@ impl Scanner {
             Some((_, Some(owner))) => col > *owner || (col == *owner && kind == Kind::Seq),
             None => false,
         };
-        if opens {
-            if let Some((path, _)) = self.pending.take() {
-                self.stack.push(Frame {
-                    indent: col,
-                    kind,
-                    path: path.clone(),
-                    next_index: 0,
-                });
-                return Some(path);
-            }
+        if opens && let Some((path, _)) = self.pending.take() {
+            self.stack.push(Frame {
+                indent: col,
+                kind,
+                path: path.clone(),
+                next_index: 0,
+            });
+            return Some(path);
         }
         match self.stack.last() {
             Some(top) if top.indent == col && top.kind == kind => Some(top.path.clone()),

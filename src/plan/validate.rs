@@ -168,16 +168,16 @@ impl<'a> Checker<'a> {
         });
         self.non_empty(&f("command"), raw.command.as_deref(), "the agent command");
         self.non_empty(&f("model"), raw.model.as_deref(), "the model");
-        if let Some(mode) = raw.permission_mode.as_deref() {
-            if !PERMISSION_MODES.contains(&mode) {
-                self.problem(
-                    &f("permission_mode"),
-                    format!(
-                        "unknown permission mode `{mode}`; use one of {}",
-                        PERMISSION_MODES.join(", ")
-                    ),
-                );
-            }
+        if let Some(mode) = raw.permission_mode.as_deref()
+            && !PERMISSION_MODES.contains(&mode)
+        {
+            self.problem(
+                &f("permission_mode"),
+                format!(
+                    "unknown permission mode `{mode}`; use one of {}",
+                    PERMISSION_MODES.join(", ")
+                ),
+            );
         }
         for (i, tool) in raw.allowed_tools.iter().flatten().enumerate() {
             if tool.trim().is_empty() {
@@ -457,16 +457,16 @@ pub(super) fn validate(
     raw: &RawPlan,
 ) -> Result<Plan, Vec<PlanProblem>> {
     let mut c = Checker::new(file, locator);
-    if let Some(v) = raw.version {
-        if v.0 != 1 {
-            c.problem(
-                "version",
-                format!(
-                    "unsupported plan version `{}`; this borg-batch reads version 1",
-                    v.0
-                ),
-            );
-        }
+    if let Some(v) = raw.version
+        && v.0 != 1
+    {
+        c.problem(
+            "version",
+            format!(
+                "unsupported plan version `{}`; this borg-batch reads version 1",
+                v.0
+            ),
+        );
     }
     let name = match &raw.name {
         Some(n) => {

@@ -173,10 +173,10 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             }
         }
     }
-    if let Some(after) = &after {
-        if let Err(e) = after.save(&ws.snapshot_cache()) {
-            log::warn!("cannot save the snapshot cache of `{}`: {e}", task.instance);
-        }
+    if let Some(after) = &after
+        && let Err(e) = after.save(&ws.snapshot_cache())
+    {
+        log::warn!("cannot save the snapshot cache of `{}`: {e}", task.instance);
     }
     *memory.last.lock().unwrap_or_else(|e| e.into_inner()) = after;
     report.result = report.result.map(|r| ctx.redactor.redact_str(&r));

@@ -77,9 +77,26 @@ impl Rig {
             .env("HOME", self.home())
             .envs(env.iter().copied())
             .args(args)
+            .arg("--workspaces")
+            .arg(self.root.join("workspaces")) // TEMP
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         run_bounded(cmd)
+    }
+
+    /// `out` and the logs of the latest run (their ends), for assertion messages.
+    fn explain(&self, out: &Output) -> String {
+        let mut text = output_text(out);
+        let logs = self.p.join("runs/plan/latest/logs");
+        for name in list(&logs) {
+            let log = fs::read_to_string(logs.join(&name)).unwrap_or_default();
+            let mut start = log.len().saturating_sub(3000);
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
+            text.push_str(&format!("\n--- logs/{name} (end)\n{}", &log[start..]));
+        }
+        text
     }
 
     fn report(&self) -> Value {
@@ -136,26 +153,30 @@ fn logged_commands(log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The text the user typed in a request: the `text` blocks of its user messages (tool
-/// results left out).
-fn user_texts(body: &Value) -> String {
-    let mut out = Vec::new();
+/// The latest prompt in a request: the last text block of a user message that is not one of
+/// the CLI's `<system-reminder>`s (tool results left out).
+fn prompt_of(body: &Value) -> String {
+    let mut last = String::new();
     for message in body["messages"].as_array().into_iter().flatten() {
         if message["role"] != "user" {
             continue;
         }
         match &message["content"] {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(blocks) => out.extend(
-                blocks
+            Value::String(s) => last.clone_from(s),
+            Value::Array(blocks) => {
+                let texts = blocks
                     .iter()
                     .filter(|b| b["type"] == "text")
-                    .filter_map(|b| b["text"].as_str().map(str::to_owned)),
-            ),
+                    .filter_map(|b| b["text"].as_str())
+                    .filter(|t| !t.trim_start().starts_with("<system-reminder>"));
+                if let Some(text) = texts.last() {
+                    text.clone_into(&mut last);
+                }
+            }
             _ => {}
         }
     }
-    out.join("\n")
+    last
 }
 
 fn assert_passed(t: &Value) {
@@ -205,7 +226,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     assert_eq!(api.remaining(), 0, "every scripted turn was asked for");
     assert_eq!(api.unscripted(), 0);
     // The CLI really did it.
@@ -281,7 +302,7 @@ fn tasks_of_one_instance_share_one_session_across_tasks_and_runs() {
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let r = rig.report();
     let (one, two) = (task(&r, "one"), task(&r, "two"));
     assert_passed(one);
@@ -319,8 +340,8 @@ fn tasks_of_one_instance_share_one_session_across_tasks_and_runs() {
     }
     // Resumed, the history is not sent again in the prompt.
     assert_eq!(
-        user_texts(&requests[1]).matches("first prompt").count(),
-        1,
+        prompt_of(&requests[1]).trim_end(),
+        "second prompt: what was the word?",
         "{second}"
     );
     let stored = rig.p.read("workspaces/dev/state/session_id");
@@ -333,7 +354,7 @@ fn tasks_of_one_instance_share_one_session_across_tasks_and_runs() {
         Turn::text("fourth answer"),
     ]);
     let out = rig.borg(&api, &["plan.yaml"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let log = rig.run_file("logs/one.1.log");
     assert!(log.contains(&format!("--resume {session}")), "{log}");
     let requests = api.requests();
@@ -348,7 +369,7 @@ fn tasks_of_one_instance_share_one_session_across_tasks_and_runs() {
     drop(api);
     let api = FakeApi::start(vec![Turn::text("fresh one"), Turn::text("fresh two")]);
     let out = rig.borg(&api, &["plan.yaml", "--fresh"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let log = rig.run_file("logs/one.1.log");
     assert!(!log.contains("--resume"), "{log}");
     let requests = api.requests();
@@ -381,7 +402,7 @@ fn each_task_reports_its_own_cost_and_the_summary_sums_them() {
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let r = rig.report();
     let (one, two) = (task(&r, "one"), task(&r, "two"));
     assert_passed(one);
@@ -448,14 +469,15 @@ tasks:
     });
     let elapsed = started.elapsed();
 
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", rig.explain(&out));
     assert!(!seen.is_empty(), "the CLI was never seen running");
     assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
     let r = rig.report();
     let t = task(&r, "hang");
     assert_eq!(t["status"], "timed_out", "{t:#}");
     assert_eq!(t["error"], "the agent timed out after 3s");
-    assert!(t["exit_code"].is_null(), "{t:#}");
+    // Ended by borg-batch's SIGTERM: the CLI traps it and exits 143 itself.
+    assert!(t["exit_code"].is_null() || t["exit_code"] == 143, "{t:#}");
     let left = fake_api::processes_in(&workspace);
     assert!(left.is_empty(), "left running: {left:#?} (seen: {seen:#?})");
     // And they stay gone: nothing was merely slow to notice.
@@ -491,7 +513,7 @@ tasks:
     let out = rig.borg(&api, &["plan.yaml"], &[("CLAUDE_CODE_MAX_RETRIES", "0")]);
     let elapsed = started.elapsed();
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     assert_eq!(api.requests().len(), 3, "the CLI itself did not retry");
     assert_eq!(api.remaining(), 0);
     let r = rig.report();
@@ -555,7 +577,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", rig.explain(&out));
     let r = rig.report();
     let server = task(&r, "server");
     assert_eq!(server["status"], "failed", "{server:#}");
@@ -615,7 +637,7 @@ tasks:
     let started = Instant::now();
     let out = rig.borg(&api, &["plan.yaml", "--jobs", "3"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     assert_eq!(api.unscripted(), 0);
     let r = rig.report();
     let mut sessions = Vec::new();
@@ -722,7 +744,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", rig.explain(&out));
     let r = rig.report();
     let green = task(&r, "green");
     assert_passed(green);
@@ -773,7 +795,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml", "--dry-run"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let expected = format!(
         "{} -p --output-format stream-json --verbose --permission-mode acceptEdits \
@@ -864,7 +886,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let r = rig.report();
     let (one, two) = (task(&r, "one"), task(&r, "two"));
     assert_passed(one);
@@ -886,7 +908,7 @@ tasks:
     }
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
-    let second = user_texts(&requests[1]);
+    let second = prompt_of(&requests[1]);
     assert!(
         second.contains("first prompt ALBATROSS"),
         "history: {second}"
@@ -902,6 +924,45 @@ tasks:
         !rig.p.join("workspaces/dev/state/session_id").exists(),
         "no session kept for fresh"
     );
+}
+
+// The prompt: the task's own text once, after the history of the tasks before it.
+
+#[test]
+fn a_prompt_holds_the_history_of_earlier_tasks_but_no_copy_of_its_own() {
+    let Some(rig) = rig() else { return };
+    rig.plan(
+        r#"
+agent: {command: "{claude}"}
+timeout: 60s
+grace: 1s
+instances:
+  - {name: r, role: developer}
+  - {name: f, role: developer, agent: {session: fresh}}
+tasks:
+  - {id: r1, instance: r, prompt: "[task:r1] alpha prompt"}
+  - {id: f1, instance: f, prompt: "[task:f1] beta prompt"}
+  - {id: f2, instance: f, prompt: "[task:f2] gamma prompt"}
+"#,
+    );
+    let api = FakeApi::start_keyed([
+        ("[task:r1]", vec![Turn::text("alpha done")]),
+        ("[task:f1]", vec![Turn::text("beta done")]),
+        ("[task:f2]", vec![Turn::text("gamma done")]),
+    ]);
+
+    let out = rig.borg(&api, &["plan.yaml"], &[]);
+
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
+    // The first task of a resuming instance: nothing to resume, no history, just the task
+    // (its role context went in --append-system-prompt).
+    let r1 = prompt_of(&api.requests_for("[task:r1]")[0]);
+    assert_eq!(r1.trim_end(), "[task:r1] alpha prompt", "{r1}");
+    // A fresh-session task: the earlier task in the history, its own text once, last.
+    let f2 = prompt_of(&api.requests_for("[task:f2]")[0]);
+    assert_eq!(f2.matches("[task:f1] beta prompt").count(), 1, "{f2}");
+    assert_eq!(f2.matches("[task:f2] gamma prompt").count(), 1, "{f2}");
+    assert!(f2.trim_end().ends_with("[task:f2] gamma prompt"), "{f2}");
 }
 
 // 12. A session the CLI no longer knows.
@@ -931,7 +992,7 @@ tasks:
 
     let out = rig.borg(&api, &["plan.yaml"], &[]);
 
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", rig.explain(&out));
     let r = rig.report();
     let t = task(&r, "next");
     assert_passed(t);
@@ -956,7 +1017,7 @@ tasks:
     // The fresh session got the history in its prompt.
     let requests = api.requests();
     assert_eq!(requests.len(), 1, "the failed resume asked nothing");
-    let text = user_texts(&requests[0]);
+    let text = prompt_of(&requests[0]);
     assert!(
         text.contains("EARLIER-TASK-MARKER build the parser"),
         "{text}"
