@@ -69,8 +69,8 @@ sleep 0.5
 left=$(pgrep -fc "sleep $mark" || true)
 
 echo "borg-batch process figures (release build, $(nproc) cores)"
-awk -v kb="$rss_kb" -v ms="$flood_ms" -v log="$log_bytes" 'BEGIN {
-  printf "  1 GB of agent output: peak RSS %d KiB (%.1f MiB); run took %.1f s; log kept %d bytes\n", kb, kb / 1024, ms / 1000, log }'
+awk -v kb="$rss_kb" -v ms="$flood_ms" -v kept="$log_bytes" 'BEGIN {
+  printf "  1 GB of agent output: peak RSS %d KiB (%.1f MiB); run took %.1f s; log kept %d bytes\n", kb, kb / 1024, ms / 1000, kept }'
 echo "  after a 2 s timeout the runner moved on: run wall time - 2 s = $(( timeout_wall_ms - 2000 )) ms;" \
   "task duration_ms - 2000 = $(( task_ms - 2000 )) ms"
 echo "  after SIGINT the runner exited in $sigint_ms ms (exit $status); agent processes left: $left"

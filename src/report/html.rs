@@ -9,7 +9,7 @@ mod diff;
 
 use std::fmt::Write as _;
 
-use super::summary::{self, duration, status_word, task_cost, tests_line};
+use super::summary::{self, duration, status_word, task_cost, task_duration, tests_line};
 use super::{Report, Status, TaskReport};
 
 const STYLE: &str = include_str!("html/style.css");
@@ -142,11 +142,7 @@ fn overview(report: &Report) -> String {
             escape(&t.instance),
             badges(t),
             t.attempts,
-            if t.attempts == 0 {
-                "–".to_string()
-            } else {
-                duration(t.duration_ms)
-            },
+            task_duration(t),
             task_cost(t.cost_usd),
             files(t),
             tests_line(t.tests)

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::summary::{self, diff_stat, duration, task_cost, tests_line};
+use super::summary::{self, diff_stat, task_cost, task_duration, tests_line};
 use super::{Change, ChangeKind, Report, Status, TaskReport};
 
 /// GitHub's limit for a comment body, in characters.
@@ -134,11 +134,7 @@ pub fn render_summary(report: &Report) -> String {
             cell(&t.instance),
             status_cell(t),
             t.attempts,
-            if t.attempts == 0 {
-                "–".to_string()
-            } else {
-                duration(t.duration_ms)
-            },
+            task_duration(t),
             task_cost(t.cost_usd),
             files_cell(&t.changes),
             tests_line(t.tests)

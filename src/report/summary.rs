@@ -118,6 +118,15 @@ pub fn usd(cost: f64) -> String {
 }
 
 /// A task's cost, or a dash when the agent reported none.
+/// A task's duration, or "–" for a task that never ran.
+pub fn task_duration(t: &crate::report::TaskReport) -> String {
+    if t.attempts == 0 {
+        "–".to_string()
+    } else {
+        duration(t.duration_ms)
+    }
+}
+
 pub fn task_cost(cost: Option<f64>) -> String {
     cost.map_or_else(|| "–".to_string(), usd)
 }

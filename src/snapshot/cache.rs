@@ -7,8 +7,8 @@
 //! the old cache or the new one, never half of one. A cache is only ever a hint: a
 //! corrupt one is an error for the caller to drop, never a wrong snapshot.
 
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -55,22 +55,12 @@ struct FileLine {
 }
 
 pub(super) fn save(snap: &Snapshot, path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+    crate::fsutil::write_atomic_with(path, |w| {
         let header = Header {
             format: FORMAT.to_string(),
             taken_at_ns: clamp(snap.taken_at_ns),
         };
-        serde_json::to_writer(&mut w, &header)?;
+        serde_json::to_writer(&mut *w, &header)?;
         w.write_all(b"\n")?;
         for (p, entry) in &snap.entries {
             let mut line = Line::default();
@@ -95,7 +85,7 @@ pub(super) fn save(snap: &Snapshot, path: &Path) -> io::Result<()> {
                     (line.target, line.tx) = split(target);
                 }
             }
-            serde_json::to_writer(&mut w, &line)?;
+            serde_json::to_writer(&mut *w, &line)?;
             w.write_all(b"\n")?;
         }
         for s in &snap.skipped {
@@ -105,17 +95,12 @@ pub(super) fn save(snap: &Snapshot, path: &Path) -> io::Result<()> {
                 ..Line::default()
             };
             (line.p, line.px) = split(&s.path);
-            serde_json::to_writer(&mut w, &line)?;
+            serde_json::to_writer(&mut *w, &line)?;
             w.write_all(b"\n")?;
         }
-        let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        named(&e, "save snapshot", path)
+        Ok(())
     })
+    .map_err(|e| named(&e, "save snapshot", path))
 }
 
 pub(super) fn load(path: &Path) -> io::Result<Snapshot> {
