@@ -1068,37 +1068,3 @@ fn a_retry_resumes_the_session_as_it_was_before_the_failed_attempt() {
         "the failed attempt's tool call: {retry}"
     );
 }
-
-#[test]
-fn probe_cli_fork() {
-    let Some(rig) = rig() else { return };
-    let work = rig.root.join("w");
-    let config = rig.root.join("c");
-    fs::create_dir_all(&work).unwrap();
-    let api = FakeApi::start(vec![
-        Turn::text("first answer"),
-        Turn::status(429, "slow down"),
-        Turn::text("second answer"),
-    ]);
-    let run = |prompt: &str, extra: &[&str]| {
-        let mut cmd = api.command(&rig.claude, &work, &config);
-        cmd.args(["-p", "--output-format", "json"]).args(extra);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(prompt.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let first = run("first prompt", &[]);
-    let v: Value = serde_json::from_str(first.trim()).unwrap();
-    let id = v["session_id"].as_str().unwrap().to_owned();
-    let _ = run("second prompt", &["--resume", &id]);
-    let mode = std::env::var("PROBE_MODE").unwrap_or_default();
-    let extra: Vec<&str> = if mode == "fork" { vec!["--resume", &id, "--fork-session"] } else { vec!["--resume", &id] };
-    let _ = run("second prompt", &extra);
-    let last = api.requests().last().unwrap().clone();
-    let t = fake_api::conversation_text(&last);
-    eprintln!("PROBE mode={mode} second prompt x{}", t.matches("second prompt").count());
-    panic!("probe");
-}
