@@ -146,6 +146,10 @@ impl Settings {
             .or_else(|| plan.workspaces.clone())
             .or_else(|| env.workspaces_dir.clone())
             .unwrap_or_else(|| PathBuf::from("workspaces"));
+        // Agents run in `project-files/`, so every path handed to them (their config folder)
+        // must not be relative to the current directory.
+        let workspaces = std::path::absolute(&workspaces)
+            .map_err(|e| Error::io("resolve", workspaces.clone(), e))?;
         let jobs = options
             .jobs
             .or(plan.jobs)

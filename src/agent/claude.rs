@@ -57,7 +57,8 @@ pub fn isolate(env: &mut BTreeMap<String, OsString>, ws: &Workspace) {
 /// The user's own Claude Code configuration folder.
 fn user_config_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
+        // The agent runs elsewhere: a relative folder must be resolved here.
+        return std::path::absolute(PathBuf::from(dir)).ok();
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude"))
 }

@@ -36,9 +36,6 @@ pub struct Request<'a> {
     pub task_prompt: &'a str,
     /// The session to continue (`kind: claude`, `session: resume`), if there is one.
     pub resume: Option<&'a str>,
-    /// Continue `resume` in a new branch (a retry resumes the session the task started
-    /// from, not the failed attempt's).
-    pub fork: bool,
 }
 
 /// Whether the role context and history travel in the prompt (rather than in
@@ -102,10 +99,10 @@ pub fn invocation(agent: &AgentConfig, req: &Request<'_>) -> Invocation {
             ]);
         }
         if let Some(id) = resume {
-            args.extend(["--resume".into(), id.to_string()]);
-            if req.fork {
-                args.push("--fork-session".into());
-            }
+            // Always a fork: the resumed session stays as it was, so a retry can resume it
+            // again without the failed attempt's messages (the CLI appends to a session it
+            // resumes in place).
+            args.extend(["--resume".into(), id.to_string(), "--fork-session".into()]);
         }
     }
     args.extend(agent.args.iter().cloned());
@@ -302,19 +299,18 @@ mod tests {
         }
     }
 
-    fn request<'a>(resume: Option<&'a str>, fork: bool) -> Request<'a> {
+    fn request(resume: Option<&str>) -> Request<'_> {
         Request {
             role_context: "You are a developer.",
             history: "## Task: t0\nearlier",
             task_prompt: "Do the thing.",
             resume,
-            fork,
         }
     }
 
     #[test]
     fn claude_resume_puts_context_in_the_system_prompt_and_resumes() {
-        let inv = invocation(&claude(), &request(Some("sess-1"), true));
+        let inv = invocation(&claude(), &request(Some("sess-1")));
         assert_eq!(
             shell_line(&inv.program, &inv.args),
             "/usr/bin/claude -p --output-format stream-json --verbose --permission-mode \
@@ -327,7 +323,7 @@ mod tests {
 
     #[test]
     fn claude_without_a_session_to_resume_sends_the_history_in_the_prompt() {
-        let inv = invocation(&claude(), &request(None, false));
+        let inv = invocation(&claude(), &request(None));
         assert!(!inv.args.contains(&"--resume".to_string()));
         assert!(inv.prompt.contains("earlier"));
         assert!(inv.prompt.ends_with("Do the thing."));
@@ -337,7 +333,7 @@ mod tests {
     fn generic_and_fresh_send_role_and_history_in_the_prompt() {
         let mut agent = claude();
         agent.kind = AgentKind::Generic;
-        let inv = invocation(&agent, &request(Some("ignored"), false));
+        let inv = invocation(&agent, &request(Some("ignored")));
         assert_eq!(inv.args, vec!["--extra".to_string()]);
         assert!(
             inv.prompt
@@ -348,7 +344,7 @@ mod tests {
 
         let mut fresh = claude();
         fresh.session = SessionMode::Fresh;
-        let inv = invocation(&fresh, &request(Some("sess-1"), false));
+        let inv = invocation(&fresh, &request(Some("sess-1")));
         assert!(
             !inv.args
                 .iter()

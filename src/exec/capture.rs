@@ -211,6 +211,14 @@ impl CappedLog {
         self.dropped = 0;
     }
 
+    /// Flushes what has been written to the file so far (the kept tail stays in memory
+    /// until [`CappedLog::finish`]).
+    pub fn flush(&mut self) {
+        if let Err(e) = self.file.flush() {
+            self.error.get_or_insert(e);
+        }
+    }
+
     /// Bytes the child wrote in all (before capping).
     pub fn total(&self) -> u64 {
         self.total

@@ -2,13 +2,17 @@
 //!
 //! Each child gets its own process group (`process_group(0)`: keeps the posix_spawn fast
 //! path), its stdin from a file (no writer thread, no EPIPE), and two reader threads that
-//! drain stdout and stderr into a capped log from spawn to EOF. The timeout is enforced with
-//! `wait-timeout`: SIGTERM to the whole group, SIGKILL after the grace period. When the
-//! leader exits, whatever it left in its group is killed within [`LEAK_TIMEOUT`]; if such a
-//! leftover held the output open, the outcome says `leaked`. Pipe readers are never joined
-//! without a deadline.
+//! drain stdout and stderr into a capped log from spawn to EOF. A helper thread waits for
+//! the leader with `waitid(WEXITED | WNOWAIT)`, which does not reap it; on timeout: SIGTERM
+//! to the whole group, SIGKILL after the grace period. When the leader exits, whatever it
+//! left in its group is killed within [`LEAK_TIMEOUT`]; if such a leftover held the output
+//! open, the outcome says `leaked`. Pipe readers are never joined without a deadline.
 //!
-//! Never signals a group whose leader has been reaped unless members still hold the id.
+//! The leader is reaped only after its group has been killed and unregistered: until then
+//! it is a zombie that keeps its pid, so the group id cannot have been reused by anyone
+//! else and every `killpg` hits only our processes (bazel#11910). (wait-timeout, which
+//! reaps as it returns, would leave a window of up to [`LEAK_TIMEOUT`] plus the drain time
+//! in which an empty group's id could be handed out again and then be signalled.)
 
 pub mod capture;
 pub mod groups;
@@ -19,14 +23,16 @@ use std::fs::File;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use wait_timeout::ChildExt;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
 
 use capture::{CappedLog, ResultScanner, SharedLog};
 use groups::{registry, signal_group};
@@ -150,10 +156,12 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     ];
     drop(done_tx);
 
-    let (status, timed_out) = wait_with_timeout(&mut child, pgid, spec.timeout, spec.grace);
+    let exited = watch_exit(pgid);
+    let timed_out = wait_with_timeout(&exited, pgid, spec.timeout, spec.grace);
 
-    // The leader is reaped. Give its output a short, fixed time to close (never re-armed by
-    // more output), then end whatever it left behind in its group.
+    // The leader has exited and is not reaped yet (so the group id is still ours). Give its
+    // output a short, fixed time to close (never re-armed by more output), then end
+    // whatever it left behind in its group, and only then reap the leader.
     let deadline = Instant::now() + LEAK_TIMEOUT;
     let mut open = readers.len();
     while open > 0 {
@@ -165,6 +173,9 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     }
     let leaked = open > 0;
     signal_group(pgid, Signal::SIGKILL);
+    // Unregister before reaping, so the signal thread never signals the id once it is free.
+    registry().remove(pgid);
+    let status = child.wait();
     if leaked {
         let deadline = Instant::now() + DRAIN_AFTER_KILL;
         while open > 0 {
@@ -182,7 +193,6 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
             }
         }
     }
-    registry().remove(pgid);
     if open == 0 {
         for reader in readers {
             let _ = reader.join();
@@ -213,32 +223,51 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     }
 }
 
-/// Waits for the leader, ending the group on timeout: SIGTERM, then SIGKILL after `grace`.
-/// Signals are sent only while the leader is unreaped, so the group id is still ours.
+/// Signals on the returned channel (or drops it) once the leader `pid` has exited, without
+/// reaping it: `waitid(P_PID, pid, WEXITED | WNOWAIT)` on a helper thread. No SIGCHLD
+/// handler and no `waitpid(-1)`, so wait-timeout (used elsewhere) is not disturbed.
+fn watch_exit(pid: i32) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("borg-wait".into())
+        .spawn(move || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            // Any answer but EINTR means the leader has exited (or cannot be waited for,
+            // which `Child::wait` will report).
+            while let Err(Errno::EINTR) = waitid(Id::Pid(Pid::from_raw(pid)), flags) {}
+            let _ = tx.send(());
+        })
+        .expect("spawning a process waiter thread");
+    rx
+}
+
+/// Waits until the leader has exited (unreaped), ending the group on timeout: SIGTERM, then
+/// SIGKILL after `grace`. Returns whether it timed out. The leader is never reaped here, so
+/// the group id is still ours whenever we signal it.
 fn wait_with_timeout(
-    child: &mut Child,
+    exited: &mpsc::Receiver<()>,
     pgid: i32,
     timeout: Duration,
     grace: Duration,
-) -> (io::Result<ExitStatus>, bool) {
-    match child.wait_timeout(timeout) {
-        Ok(Some(status)) => return (Ok(status), false),
-        Ok(None) => {}
-        Err(e) => {
-            signal_group(pgid, Signal::SIGKILL);
-            return (Err(e), false);
-        }
+) -> bool {
+    // A timeout too large for an Instant makes `recv_timeout` wait without one.
+    if !matches!(
+        exited.recv_timeout(timeout),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    ) {
+        return false;
     }
     log::info!("process group {pgid} timed out after {timeout:?}: SIGTERM");
     signal_group(pgid, Signal::SIGTERM);
-    match child.wait_timeout(grace) {
-        Ok(Some(status)) => (Ok(status), true),
-        _ => {
-            log::info!("process group {pgid} still running after {grace:?}: SIGKILL");
-            signal_group(pgid, Signal::SIGKILL);
-            (child.wait(), true)
-        }
+    if matches!(
+        exited.recv_timeout(grace),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    ) {
+        log::info!("process group {pgid} still running after {grace:?}: SIGKILL");
+        signal_group(pgid, Signal::SIGKILL);
+        let _ = exited.recv();
     }
+    true
 }
 
 fn spawn_reader(

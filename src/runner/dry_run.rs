@@ -89,7 +89,6 @@ fn render(
                 history: &history,
                 task_prompt: &task.prompt,
                 resume: session.as_deref(),
-                fork: false,
             },
         );
         let timeout = task.timeout.unwrap_or(settings.default_timeout);

@@ -55,6 +55,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     let mut report = TaskReport::not_run(&task.id, &task.instance, Status::Failed, "");
     report.error = None;
 
+    // The task history the agent gets is that of the tasks before this one.
+    let history = ws.history(agent::HISTORY_BYTES);
     ws.begin_task(&super::now_rfc3339(), &task.id, &task.prompt)?;
     // The last snapshot of this instance is the cache: from this run's previous task, else
     // saved by an earlier run (a missing or unreadable one only means re-reading files).
@@ -106,6 +108,7 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             max_attempts,
             timeout,
             &mut start_session,
+            &history,
             (&before, &ignore, &store),
         )?;
         if let Some(c) = attempt.report.cost_usd {
@@ -216,6 +219,7 @@ fn run_attempt(
     max_attempts: u32,
     timeout: Duration,
     start_session: &mut Option<String>,
+    history: &str,
     (before, ignore, store): (&Snapshot, &Ignore, &Store),
 ) -> Result<Attempt> {
     let started = Instant::now();
@@ -234,15 +238,13 @@ fn run_attempt(
     })?;
 
     let (outcome, result) = loop {
-        let history = ws.history(agent::HISTORY_BYTES);
         let invocation = agent::invocation(
             agent,
             &agent::Request {
                 role_context: &ctx.role_context(&task.instance),
-                history: &history,
+                history,
                 task_prompt: &task.prompt,
                 resume: start_session.as_deref(),
-                fork: attempt_no > 1,
             },
         );
         let prompt_file = ws.state().join("prompt.md");
@@ -273,7 +275,14 @@ fn run_attempt(
         }
         let failed = outcome.exit != Exit::Code(0) || result.as_ref().is_some_and(|r| r.is_error);
         if failed && !outcome.timed_out && !signals::interrupted() {
-            if start_session.is_some() && !session_reset && unknown_session(&log_path) {
+            let unknown = result.as_ref().is_some_and(|r| {
+                agent::is_unknown_session(&r.errors.join("\n"))
+                    || agent::is_unknown_session(r.result.as_deref().unwrap_or_default())
+            }) || {
+                capture::lock(&log).flush();
+                unknown_session(&log_path)
+            };
+            if start_session.is_some() && !session_reset && unknown {
                 notes.push(format!(
                     "session `{}` could not be resumed; started a new session with the task \
                      history in the prompt",
