@@ -119,9 +119,9 @@ fn secrets(settings: &Settings) -> Vec<String> {
     values
 }
 
-/// RFC 3339 in UTC, to the second.
+/// RFC 3339 in UTC, to the millisecond (run durations are computed from it).
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// `borg-batch run`.
@@ -143,10 +143,22 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     }
     preflight(&plan, &settings, &selected)?;
 
-    // Everything is known good: from here on, things are created.
-    let mut locks: Vec<InstanceLock> = Vec::new();
+    // Forwarded to agents from here on; a signal before any task starts still gets reports.
+    signals::install(settings.grace)
+        .map_err(|e| Error::io("install signal handlers for", &options.plan, e))?;
+
+    // Everything is known good: from here on, things are created. Every lock is taken
+    // before `--fresh` clears anything, so a refused run destroys nothing.
+    let mut locks: Vec<(Workspace, InstanceLock)> = Vec::new();
     for instance in &plan.instances {
-        locks.push(Workspace::new(&settings.workspaces, &instance.name).lock(options.fresh)?);
+        let ws = Workspace::new(&settings.workspaces, &instance.name);
+        let lock = ws.lock()?;
+        locks.push((ws, lock));
+    }
+    if options.fresh {
+        for (ws, lock) in &locks {
+            ws.clear(lock)?;
+        }
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     let started_at = now_rfc3339();
@@ -171,8 +183,6 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     };
     meta.write(&run_dir)?;
     history::point_latest(&plan.name, &run_dir)?;
-    signals::install(settings.grace)
-        .map_err(|e| Error::io("install signal handlers for", &run_dir, e))?;
 
     let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for instance in &plan.instances {

@@ -76,18 +76,17 @@ impl Workspace {
         self.state().join("claude")
     }
 
-    /// Creates `state/` and takes the instance lock. With `fresh`, first removes everything
-    /// else of the workspace (project files, session.md, logs, session id, agent config).
-    pub fn lock(&self, fresh: bool) -> Result<InstanceLock> {
+    /// Creates `state/` and takes the instance lock.
+    pub fn lock(&self) -> Result<InstanceLock> {
         fsutil::create_dir_all(&self.state())?;
-        let lock = InstanceLock::acquire(&self.name, &self.state())?;
-        if fresh {
-            self.clear(lock.path())?;
-        }
-        Ok(lock)
+        InstanceLock::acquire(&self.name, &self.state())
     }
 
-    fn clear(&self, keep: &Path) -> Result<()> {
+    /// For `--fresh`: removes everything of the workspace but its lock (project files,
+    /// session.md, logs, session id, agent config). Call with the lock held — and only
+    /// once every instance of the run is locked, so a refused run destroys nothing.
+    pub fn clear(&self, lock: &InstanceLock) -> Result<()> {
+        let keep = lock.path();
         for dir in [&self.root, &self.state()] {
             let entries = fs::read_dir(dir).map_err(|e| Error::io("read folder", dir, e))?;
             for entry in entries {
@@ -228,7 +227,7 @@ mod tests {
     fn session_md_has_role_context_then_task_sections() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path(), "dev");
-        let _lock = ws.lock(false).unwrap();
+        let _lock = ws.lock().unwrap();
         ws.prepare(None, "You are the developer.").unwrap();
         ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt")
             .unwrap();
@@ -248,8 +247,8 @@ mod tests {
     fn a_second_lock_on_the_same_instance_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path(), "dev");
-        let _held = ws.lock(false).unwrap();
-        let err = ws.lock(false).unwrap_err();
+        let _held = ws.lock().unwrap();
+        let err = ws.lock().unwrap_err();
         assert!(
             err.to_string().contains("in use by another borg-batch run"),
             "{err}"
@@ -262,11 +261,13 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("keep.txt"), "x").unwrap();
         let ws = Workspace::new(dir.path(), "dev");
-        drop(ws.lock(false).unwrap());
+        drop(ws.lock().unwrap());
         ws.prepare(None, "ctx").unwrap();
         ws.set_session_id("abc").unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.project_files().join("link")).unwrap();
-        drop(ws.lock(true).unwrap());
+        let lock = ws.lock().unwrap();
+        ws.clear(&lock).unwrap();
+        drop(lock);
         assert!(!ws.project_files().exists());
         assert!(ws.session_id().is_none());
         assert!(outside.path().join("keep.txt").exists());

@@ -720,3 +720,38 @@ fn report_renders_every_format_again_byte_identical() {
         output_text(&out)
     );
 }
+
+#[test]
+fn a_run_refused_by_a_held_lock_destroys_nothing_even_with_fresh() {
+    let p = Project::new();
+    p.plan(
+        r#"
+name: locked
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: a, role: developer}, {name: b, role: tester}]
+tasks:
+  - {id: ta, instance: a, prompt: "@write a.txt\nkeep me\n@end"}
+  - {id: tb, instance: b, prompt: "@print hi"}
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // Another run holds `b`.
+    let file = std::fs::File::open(p.join("workspaces/b/state/lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let out = p.run(&["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instance `b` is in use"));
+    assert_eq!(p.read("workspaces/a/project-files/a.txt"), "keep me\n");
+    drop(held);
+    let out = p.run(&["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        p.read("workspaces/a/session.md")
+            .matches("## Task: ")
+            .count(),
+        1
+    );
+}
