@@ -76,18 +76,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             return Ok(report);
         }
     };
-    report.notes.extend(before.skipped.iter().map(|s| {
-        format!(
-            "not snapshotted: `{}` ({})",
-            String::from_utf8_lossy(&s.path),
-            s.reason
-        )
-    }));
+    report.notes.extend(before.skipped.iter().map(skipped_note));
 
-    let max_attempts = 1 + task
-        .retries
-        .or(ctx.plan.retries)
-        .unwrap_or(ctx.settings.default_retries);
+    let max_attempts = 1 + task.retries.unwrap_or(ctx.settings.default_retries);
     let timeout = task.timeout.unwrap_or(ctx.settings.default_timeout);
     let resumes = agent.kind == AgentKind::Claude && agent.session == SessionMode::Resume;
     // A retry resumes the session the task started from, not the failed attempt's.
@@ -160,6 +151,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         None => snapshot::take(&ws.project_files(), &ignore, Some(&before), &store).ok(),
     };
     if let Some(after) = &after {
+        // What the agent made that could not be read (a FIFO, an unreadable file).
+        let new_skips = after.skipped.iter().filter(|s| !before.skipped.contains(s));
+        report.notes.extend(new_skips.map(skipped_note));
         let (changes, patch) = diff::compare(&before, after, &store);
         report.changes = changes;
         if let Some(patch) = patch {
@@ -187,6 +181,14 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     report.duration_ms = millis(started.elapsed());
     ws.end_task(&outcome_line(&report, ctx.run_id))?;
     Ok(report)
+}
+
+fn skipped_note(s: &snapshot::Skipped) -> String {
+    format!(
+        "not snapshotted: `{}` ({})",
+        String::from_utf8_lossy(&s.path),
+        s.reason
+    )
 }
 
 fn roll_back(

@@ -33,7 +33,9 @@ pub fn copy(template: &Path, dest: &Path) -> io::Result<Vec<String>> {
             let link = fs::read_link(entry.path())?;
             std::os::unix::fs::symlink(link, &target)?;
         } else if kind.is_file() {
-            copy_file(entry.path(), &target)?;
+            if let Some(why) = copy_file(entry.path(), &target)? {
+                notes.push(format!("template: skipped `{}` ({why})", rel.display()));
+            }
         } else {
             notes.push(format!(
                 "template: skipped `{}` (not a regular file, folder or symlink)",
@@ -44,16 +46,22 @@ pub fn copy(template: &Path, dest: &Path) -> io::Result<Vec<String>> {
     Ok(notes)
 }
 
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies one regular file. A source that cannot be opened (unreadable, vanished, swapped
+/// for something else) is skipped and the reason returned; failing to write is an error.
+fn copy_file(from: &Path, to: &Path) -> io::Result<Option<String>> {
     // O_NOFOLLOW | O_NONBLOCK: a file swapped for a symlink or FIFO mid-walk can neither
     // lead us outside the template nor block us.
-    let mut src = fs::OpenOptions::new()
+    let mut src = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(from)?;
+        .open(from)
+    {
+        Ok(file) => file,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
     let meta = src.metadata()?;
     if !meta.is_file() {
-        return Ok(());
+        return Ok(Some("no longer a regular file".into()));
     }
     let mut dst = fs::OpenOptions::new()
         .write(true)
@@ -65,7 +73,7 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
     dst.set_permissions(fs::Permissions::from_mode(
         meta.permissions().mode() & 0o7777,
     ))?;
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ mod plan_errors;
 mod process;
 mod reports;
 mod run;
+mod unprivileged;

@@ -755,3 +755,14 @@ tasks:
         1
     );
 }
+
+#[test]
+fn rerun_failed_without_an_earlier_run_is_refused() {
+    let p = Project::new();
+    p.plan(CHAIN);
+    let out = p.run(&["plan.yaml", "--rerun-failed"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no earlier run of plan `chain`"), "{err}");
+    assert!(!p.join("workspaces").exists() && !p.join("runs").exists());
+}
