@@ -66,7 +66,7 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .or_else(|| Snapshot::load(&ws.snapshot_cache()).ok());
-    let before = match snapshot::take(&ws.project_files(), &ignore, cache.as_ref(), &store) {
+    let before = match take_snapshot(&ws, &ignore, cache.as_ref(), &store) {
         Ok(s) => s,
         Err(e) => {
             report.error = Some(format!(
@@ -148,7 +148,7 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
 
     let after = match last_after {
         Some(a) => Some(a),
-        None => snapshot::take(&ws.project_files(), &ignore, Some(&before), &store).ok(),
+        None => take_snapshot(&ws, &ignore, Some(&before), &store).ok(),
     };
     if let Some(after) = &after {
         // What the agent made that could not be read (a FIFO, an unreadable file).
@@ -183,6 +183,22 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     Ok(report)
 }
 
+/// Snapshots `project-files/`. An agent may have removed the folder itself: that is every
+/// file deleted (an empty snapshot), and the folder is made again for what comes next.
+fn take_snapshot(
+    ws: &Workspace,
+    ignore: &Ignore,
+    cache: Option<&Snapshot>,
+    store: &Store,
+) -> std::io::Result<Snapshot> {
+    let root = ws.project_files();
+    if !root.exists() {
+        std::fs::create_dir_all(&root)?;
+        return Ok(Snapshot::default());
+    }
+    snapshot::take(&root, ignore, cache, store)
+}
+
 fn skipped_note(s: &snapshot::Skipped) -> String {
     format!(
         "not snapshotted: `{}` ({})",
@@ -199,7 +215,7 @@ fn roll_back(
     notes: &mut Vec<String>,
 ) {
     let root = ws.project_files();
-    let result = snapshot::take(&root, ignore, Some(before), store)
+    let result = take_snapshot(ws, ignore, Some(before), store)
         .and_then(|current| snapshot::restore(&root, before, &current, store));
     match result {
         Ok(unrestored) if unrestored.is_empty() => {}
@@ -317,7 +333,7 @@ fn run_attempt(
         break (outcome, result);
     };
 
-    let after = snapshot::take(&ws.project_files(), ignore, Some(before), store).ok();
+    let after = take_snapshot(ws, ignore, Some(before), store).ok();
     let mut error = None;
     let status = if signals::interrupted() && outcome.exit != Exit::Code(0) {
         error = Some("the run was interrupted".to_string());
