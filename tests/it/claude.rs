@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
-use wait_timeout::ChildExt;
 
 use crate::support::fake_api::{self, FakeApi, Turn};
+use crate::support::output_within;
 
 /// What the CLI is always given here, as borg-batch will give it.
 const ARGS: &[&str] = &[
@@ -97,25 +97,11 @@ fn run_claude(
         .unwrap()
         .write_all(prompt.as_bytes())
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).map(|_| s)
-    });
-    let Some(status) = child.wait_timeout(TIMEOUT).unwrap() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("claude did not finish within {TIMEOUT:?}");
-    };
+    let out = output_within(child, TIMEOUT, "claude");
     Run {
-        status,
-        stdout: out.join().unwrap().unwrap(),
-        stderr: err.join().unwrap().unwrap(),
+        status: out.status,
+        stdout: String::from_utf8(out.stdout).expect("claude's stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("claude's stderr is UTF-8"),
     }
 }
 

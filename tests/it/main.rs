@@ -8,6 +8,7 @@ mod claude_run;
 mod patches;
 mod plan_errors;
 mod process;
+mod report_snapshots;
 mod reports;
 mod run;
 mod unprivileged;

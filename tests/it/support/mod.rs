@@ -1,8 +1,12 @@
 //! Shared test support: a temporary project folder holding a plan, run with the built
-//! `borg-batch` binary as the current directory, and readers for what a run leaves behind.
+//! `borg-batch` binary as the current directory, and readers for what a run leaves behind;
+//! `procs` lists live processes and bounds waits, `fake_api` stands in for the Messages API.
 #![allow(dead_code)]
 
 pub mod fake_api;
+mod procs;
+
+pub use procs::{output_within, processes_in, processes_with};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -151,27 +155,4 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
-}
-
-/// Live processes whose command line contains `marker` (from /proc).
-pub fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        // Zombies have an empty command line and hold nothing.
-        if cmdline.contains(marker) {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
 }

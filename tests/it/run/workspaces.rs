@@ -1,0 +1,116 @@
+//! The instances' workspaces between runs: session.md with the role context and a section
+//! per task, `--fresh` recreating only the plan's own instances, and a run refused by a held
+//! lock destroying nothing, even with `--fresh`.
+
+use crate::support::{Project, output_text};
+
+#[test]
+fn session_md_holds_role_context_then_a_section_per_task() {
+    let p = Project::new();
+    p.plan(
+        r#"
+name: sess
+agent: {kind: generic, command: "{agent}"}
+instances:
+  - name: dev
+    role: developer
+    context: Follow the house style.
+tasks:
+  - {id: first, instance: dev, prompt: "@write one.txt\n1\n@end"}
+  - {id: second, instance: dev, prompt: "@exit 1"}
+"#,
+    );
+    p.run(&["plan.yaml"]);
+    let text = p.read("workspaces/dev/session.md");
+    assert!(
+        text.starts_with("# Session: dev\n\nYou are the developer."),
+        "{text}"
+    );
+    assert!(text.contains("Follow the house style."));
+    let sections: Vec<&str> = text.split("\n## Task: ").skip(1).collect();
+    assert_eq!(sections.len(), 2, "{text}");
+    assert!(sections[0].contains("Task `first`:") && sections[0].contains("\nOutcome: passed"));
+    assert!(sections[1].contains("Task `second`:"));
+    assert!(
+        sections[1].contains("\nOutcome: failed") && sections[1].contains("exited with code 1")
+    );
+    // The heading holds an RFC 3339 time.
+    let time = sections[0].lines().next().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+}
+
+#[test]
+fn fresh_recreates_only_the_plans_own_instances() {
+    let p = Project::new();
+    p.write("template/seed.txt", "seed\n");
+    p.plan(
+        r#"
+name: fresh
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: dev, role: developer, template: template}]
+tasks:
+  - {id: t, instance: dev, prompt: "@append seed.txt more"}
+"#,
+    );
+    p.write(
+        "workspaces/stranger/project-files/mine.txt",
+        "not the plan's\n",
+    );
+    p.run(&["plan.yaml"]);
+    p.run(&["plan.yaml"]);
+    assert_eq!(
+        p.read("workspaces/dev/project-files/seed.txt"),
+        "seed\nmore\nmore\n"
+    );
+    let out = p.run(&["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        p.read("workspaces/dev/project-files/seed.txt"),
+        "seed\nmore\n"
+    );
+    assert_eq!(
+        p.read("workspaces/dev/session.md")
+            .matches("## Task: ")
+            .count(),
+        1
+    );
+    assert_eq!(
+        p.read("workspaces/stranger/project-files/mine.txt"),
+        "not the plan's\n"
+    );
+}
+
+#[test]
+fn a_run_refused_by_a_held_lock_destroys_nothing_even_with_fresh() {
+    let p = Project::new();
+    p.plan(
+        r#"
+name: locked
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: a, role: developer}, {name: b, role: tester}]
+tasks:
+  - {id: ta, instance: a, prompt: "@write a.txt\nkeep me\n@end"}
+  - {id: tb, instance: b, prompt: "@print hi"}
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // Another run holds `b`.
+    let file = std::fs::File::open(p.join("workspaces/b/state/lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let out = p.run(&["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instance `b` is in use"));
+    assert_eq!(p.read("workspaces/a/project-files/a.txt"), "keep me\n");
+    drop(held);
+    let out = p.run(&["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        p.read("workspaces/a/session.md")
+            .matches("## Task: ")
+            .count(),
+        1
+    );
+}
