@@ -163,3 +163,30 @@ fn tree(root: &std::path::Path) -> BTreeMap<String, (Vec<u8>, bool)> {
         })
         .collect()
 }
+
+#[test]
+fn an_agent_removing_its_own_folder_shows_every_file_deleted_and_the_next_task_runs() {
+    let p = Project::new();
+    p.write("template/a.txt", "a\n");
+    p.write("template/sub/b.txt", "b\n");
+    p.plan(
+        r#"
+name: wipe
+agent: {kind: generic, command: /bin/sh, args: ["-c", "cat >/dev/null; if [ \"$BORG_TASK_ID\" = wipe ]; then cd .. && rm -rf project-files; else echo back > again.txt; fi"]}
+instances: [{name: dev, role: developer, template: template}]
+tasks:
+  - {id: wipe, instance: dev, prompt: go}
+  - {id: again, instance: dev, prompt: go}
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let r = p.report("wipe");
+    let wiped = task(&r, "wipe");
+    assert_eq!(change(wiped, "a.txt")["kind"], "deleted");
+    assert_eq!(change(wiped, "sub/b.txt")["kind"], "deleted");
+    let again = task(&r, "again");
+    assert_eq!(again["status"], "passed");
+    assert_eq!(change(again, "again.txt")["kind"], "added");
+    assert_eq!(again["changes"].as_array().unwrap().len(), 1);
+}
