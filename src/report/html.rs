@@ -81,8 +81,11 @@ fn header(report: &Report) -> String {
     };
     fact("Run", format!("<code>{}</code>", escape(&report.run_id)));
     fact("Plan", format!("<code>{}</code>", escape(&report.plan)));
-    fact("Started", escape(&report.started_at));
-    fact("Finished", escape(&report.finished_at));
+    fact("Started", escape(&summary::human_time(&report.started_at)));
+    fact(
+        "Finished",
+        escape(&summary::human_time(&report.finished_at)),
+    );
     if let Some(ms) = summary::run_duration_ms(report) {
         fact("Wall time", duration(ms));
     }

@@ -90,8 +90,8 @@ pub fn render_summary(report: &Report) -> String {
         "Run `{}` · plan {} · {} → {}",
         code_span_safe(&report.run_id),
         text(&report.plan),
-        text(&report.started_at),
-        text(&report.finished_at)
+        text(&summary::human_time(&report.started_at)),
+        text(&summary::human_time(&report.finished_at))
     );
     if let Some(from) = &report.carried_from {
         let _ = writeln!(

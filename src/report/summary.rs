@@ -127,6 +127,18 @@ pub fn task_duration(t: &crate::report::TaskReport) -> String {
     }
 }
 
+/// An RFC 3339 time as people read it: `2026-11-25 16:35:42 UTC` (the text as it is if it
+/// does not parse).
+pub fn human_time(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
 pub fn task_cost(cost: Option<f64>) -> String {
     cost.map_or_else(|| "–".to_string(), usd)
 }

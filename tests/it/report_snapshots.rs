@@ -33,6 +33,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
             "[time]",
         ),
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[time]"),
         (r"\b\d+(\.\d+)?(ms|s)\b", "[duration]"),
         (r#"time="[\d.]+""#, r#"time="[secs]""#),
         (r#""duration_ms": \d+"#, r#""duration_ms": "[ms]""#),

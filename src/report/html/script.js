@@ -90,4 +90,6 @@
   }
   document.getElementById("view-unified").addEventListener("click", function () { view(false); });
   document.getElementById("view-split").addEventListener("click", function () { view(true); });
+  // report.html#split opens side by side, so a link can share that view.
+  if (location.hash === "#split") { view(true); }
 })();
