@@ -11,7 +11,7 @@ pub mod events;
 mod journal;
 mod task;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -149,8 +149,20 @@ pub fn run(options: &RunOptions) -> Result<i32> {
 
     // Everything is known good: from here on, things are created. Every lock is taken
     // before `--fresh` clears anything, so a refused run destroys nothing.
+    // Workspaces are made on first use: only instances with a task to run are locked and
+    // prepared — all of the plan's with `--fresh`, which recreates them.
+    let in_use: BTreeSet<&str> = plan
+        .tasks
+        .iter()
+        .filter(|t| selected.contains(&t.id))
+        .map(|t| t.instance.as_str())
+        .collect();
     let mut locks: Vec<(Workspace, InstanceLock)> = Vec::new();
-    for instance in &plan.instances {
+    for instance in plan
+        .instances
+        .iter()
+        .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
+    {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
         let lock = ws.lock()?;
         locks.push((ws, lock));
@@ -185,7 +197,11 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     history::point_latest(&plan.name, &run_dir)?;
 
     let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for instance in &plan.instances {
+    for instance in plan
+        .instances
+        .iter()
+        .filter(|i| in_use.contains(i.name.as_str()))
+    {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
         let context =
             roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
@@ -331,11 +347,7 @@ fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
 }
 
 /// Before the first task: every Claude Code command that will run answers `--version`.
-fn preflight(
-    plan: &Plan,
-    settings: &Settings,
-    selected: &std::collections::BTreeSet<String>,
-) -> Result<()> {
+fn preflight(plan: &Plan, settings: &Settings, selected: &BTreeSet<String>) -> Result<()> {
     let mut checked = Vec::new();
     for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
         let agent = settings.agent(&task.instance);

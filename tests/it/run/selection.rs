@@ -86,3 +86,15 @@ fn rerun_failed_without_an_earlier_run_is_refused() {
     assert!(err.contains("no earlier run of plan `chain`"), "{err}");
     assert!(!p.join("workspaces").exists() && !p.join("runs").exists());
 }
+
+#[test]
+fn a_workspace_is_created_on_first_use_only() {
+    let p = Project::new();
+    p.plan(CHAIN);
+    let out = p.run(&["plan.yaml", "--only", "base"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(p.join("workspaces/x/session.md").exists());
+    assert!(!p.join("workspaces/y").exists(), "instance y ran nothing");
+    let r = p.report("chain");
+    assert_eq!(task(&r, "mid")["error"], "not selected");
+}
