@@ -18,9 +18,12 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::report::{AttemptReport, Report, TaskReport};
 
+/// The folder of every plan's runs, in the current directory.
+pub const RUNS: &str = "runs";
+
 /// Where the runs of plan `name` live, relative to the current directory.
 pub fn runs_root(plan_name: &str) -> PathBuf {
-    Path::new("runs").join(plan_name)
+    Path::new(RUNS).join(plan_name)
 }
 
 /// `run.json`: what a run directory is, written when the run starts.

@@ -172,13 +172,13 @@ tasks:
             "p.yaml:15:13: `tasks[0].prompt`: the prompt is empty",
             "p.yaml:16:9: `tasks[1].id`: invalid task id `../up`: must start with a lowercase \
              letter or a digit",
-            "p.yaml:17:15: `tasks[1].instance`: unknown instance `devv` (known: dev, dev)",
+            "p.yaml:17:15: `tasks[1].instance`: unknown instance `devv` (known: dev)",
             "p.yaml:19:21: `tasks[1].needs`: unknown task `shema` (known: schema, ../up, a, b)",
             "p.yaml:19:28: `tasks[1].needs`: task `../up` cannot need itself",
             "p.yaml:23:13: `tasks[2].needs`: dependency cycle: a -> b -> a",
             "p.yaml:24:14: `tasks[2].timeout`: `1.5h` has a fraction; use smaller units \
              instead, e.g. `1m30s`",
-            "p.yaml:26:15: `tasks[3].instance`: unknown instance `test2` (known: dev, dev)",
+            "p.yaml:26:15: `tasks[3].instance`: unknown instance `test2` (known: dev)",
         ]
     );
 }

@@ -288,7 +288,17 @@ impl<'a> Checker<'a> {
             self.problem(field, "the template folder must not be empty");
             return None;
         }
-        let path = dir.join(template);
+        // `./x` next to a plan in the current folder reads better as `x`.
+        let path: PathBuf = dir
+            .join(template)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let path = if path.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            path
+        };
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => return Some(path),
             Ok(_) => self.problem(
@@ -422,7 +432,9 @@ impl<'a> Checker<'a> {
 /// `a, b, c` for a "(known: ...)" hint, capped so a huge plan gives a short message.
 fn known<'n>(names: impl Iterator<Item = &'n str>) -> String {
     const SHOWN: usize = 20;
-    let names: Vec<&str> = names.filter(|n| !n.is_empty()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    // A duplicated name (reported on its own) is listed once.
+    let names: Vec<&str> = names.filter(|n| !n.is_empty() && seen.insert(*n)).collect();
     if names.is_empty() {
         return "none".into();
     }

@@ -207,7 +207,11 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
         prepare_notes.insert(
             instance.name.clone(),
-            ws.prepare(instance.template.as_deref(), &context)?,
+            ws.prepare(
+                instance.template.as_deref(),
+                &context,
+                &[&run_dir, Path::new(history::RUNS)],
+            )?,
         );
     }
 

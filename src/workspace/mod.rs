@@ -110,13 +110,23 @@ impl Workspace {
 
     /// Creates what is missing: `project-files/` (from `template` when new), `logs/`, and
     /// `session.md` starting with the role context. Returns notes on skipped template files.
-    pub fn prepare(&self, template: Option<&Path>, role_context: &str) -> Result<Vec<String>> {
+    /// Folders in `skip` (the runs), like the workspaces folder, are left out of a template
+    /// that holds them.
+    pub fn prepare(
+        &self,
+        template: Option<&Path>,
+        role_context: &str,
+        skip: &[&Path],
+    ) -> Result<Vec<String>> {
         let project = self.project_files();
         let mut notes = Vec::new();
         if !project.exists() {
             fsutil::create_dir_all(&project)?;
             if let Some(template) = template {
-                notes = template::copy(template, &project)
+                let workspaces = self.root.parent().unwrap_or(&self.root);
+                let mut skip = skip.to_vec();
+                skip.push(workspaces);
+                notes = template::copy(template, &project, &skip)
                     .map_err(|e| Error::io("copy template into", project.clone(), e))?;
             }
         }
@@ -228,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path(), "dev");
         let _lock = ws.lock().unwrap();
-        ws.prepare(None, "You are the developer.").unwrap();
+        ws.prepare(None, "You are the developer.", &[]).unwrap();
         ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt")
             .unwrap();
         ws.end_task("passed").unwrap();
@@ -262,7 +272,7 @@ mod tests {
         fs::write(outside.path().join("keep.txt"), "x").unwrap();
         let ws = Workspace::new(dir.path(), "dev");
         drop(ws.lock().unwrap());
-        ws.prepare(None, "ctx").unwrap();
+        ws.prepare(None, "ctx", &[]).unwrap();
         ws.set_session_id("abc").unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.project_files().join("link")).unwrap();
         let lock = ws.lock().unwrap();

@@ -11,9 +11,21 @@ use std::path::Path;
 use walkdir::WalkDir;
 
 /// Copies `template` into `dest` (which exists). Returns notes on what was skipped.
-pub fn copy(template: &Path, dest: &Path) -> io::Result<Vec<String>> {
+/// Nothing under a `skip` folder is copied: a template folder that holds the workspaces
+/// folder or the runs (`template: .` next to the plan) must not copy them into itself.
+pub fn copy(template: &Path, dest: &Path, skip: &[&Path]) -> io::Result<Vec<String>> {
     let mut notes = Vec::new();
-    for entry in WalkDir::new(template).follow_links(false).min_depth(1) {
+    let template = fs::canonicalize(template)?;
+    let skip: Vec<_> = skip
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect();
+    let walk = WalkDir::new(&template)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !skip.iter().any(|s| e.path() == s));
+    for entry in walk {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -23,7 +35,7 @@ pub fn copy(template: &Path, dest: &Path) -> io::Result<Vec<String>> {
         };
         let rel = entry
             .path()
-            .strip_prefix(template)
+            .strip_prefix(&template)
             .expect("walkdir yields paths under its root");
         let target = dest.join(rel);
         let kind = entry.file_type();
@@ -81,6 +93,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_template_holding_the_workspaces_folder_is_not_copied_into_itself() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a.txt"), "a").unwrap();
+        let workspaces = src.path().join("workspaces");
+        let dest = workspaces.join("dev/project-files");
+        fs::create_dir_all(&dest).unwrap();
+        let notes = copy(src.path(), &dest, &[&workspaces]).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(fs::read_to_string(dest.join("a.txt")).unwrap(), "a");
+        assert!(!dest.join("workspaces").exists());
+    }
+
+    #[test]
     fn copies_files_links_and_modes_and_skips_fifos() {
         let src = tempfile::tempdir().unwrap();
         let dst = tempfile::tempdir().unwrap();
@@ -91,7 +116,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
         nix::unistd::mkfifo(&src.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
 
-        let notes = copy(src.path(), dst.path()).unwrap();
+        let notes = copy(src.path(), dst.path(), &[dst.path()]).unwrap();
         assert_eq!(
             fs::read_to_string(dst.path().join("sub/a.txt")).unwrap(),
             "hello"

@@ -114,3 +114,33 @@ tasks:
         1
     );
 }
+
+#[test]
+fn a_template_holding_the_workspaces_and_runs_is_copied_without_them() {
+    let p = Project::new();
+    p.write("src/lib.txt", "library\n");
+    p.plan(
+        r#"
+name: itself
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: dev, role: developer, template: .}]
+tasks: [{id: t, instance: dev, prompt: "@print hi"}]
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let files = p.join("workspaces/dev/project-files");
+    assert_eq!(
+        std::fs::read_to_string(files.join("src/lib.txt")).unwrap(),
+        "library\n"
+    );
+    assert!(files.join("plan.yaml").exists());
+    assert!(
+        !files.join("workspaces").exists(),
+        "the workspace was copied into itself"
+    );
+    assert!(
+        !files.join("runs").exists(),
+        "the runs were copied into the workspace"
+    );
+}
