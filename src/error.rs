@@ -103,6 +103,15 @@ pub enum Error {
     #[error("cannot read run `{}`: {reason}", path.display())]
     BadRun { path: PathBuf, reason: String },
 
+    /// An I/O failure before any task started: the environment is wrong, nothing ran.
+    #[error("cannot {action} `{}`; nothing ran", path.display())]
+    Setup {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("cannot {action} `{}`", path.display())]
     Io {
         action: &'static str,
@@ -119,6 +128,23 @@ impl Error {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    /// Marks an I/O failure as happening before any task started (exit 2, not 3).
+    #[must_use]
+    pub fn before_run(self) -> Self {
+        match self {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Setup {
+                action,
+                path,
+                source,
+            },
+            other => other,
         }
     }
 

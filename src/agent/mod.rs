@@ -124,7 +124,8 @@ fn push_section(prompt: &mut String, title: &str, body: &str) {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentResult {
     pub subtype: Option<String>,
-    pub is_error: bool,
+    /// `is_error` as printed; `None` when the line lacks it (which does not pass).
+    pub is_error: Option<bool>,
     pub session_id: Option<String>,
     pub total_cost_usd: Option<f64>,
     pub num_turns: Option<u64>,
@@ -172,10 +173,7 @@ pub fn parse_result(line: &str) -> Option<AgentResult> {
         .unwrap_or_default();
     Some(AgentResult {
         subtype: text("subtype"),
-        is_error: obj
-            .get("is_error")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        is_error: obj.get("is_error").and_then(Value::as_bool),
         session_id: text("session_id"),
         total_cost_usd: obj.get("total_cost_usd").and_then(Value::as_f64),
         num_turns: obj.get("num_turns").and_then(Value::as_u64),
@@ -197,7 +195,8 @@ pub fn judge_result(kind: AgentKind, result: Option<&AgentResult>) -> Option<Str
         (AgentKind::Generic, None) => None,
         (kind, Some(r)) => {
             let bad_subtype = kind == AgentKind::Claude && r.subtype.as_deref() != Some("success");
-            (bad_subtype || r.is_error).then(|| describe_failure(r))
+            // The pass rule wants `is_error: false` said, not implied by its absence.
+            (bad_subtype || r.is_error != Some(false)).then(|| describe_failure(r))
         }
     }
 }
@@ -205,9 +204,15 @@ pub fn judge_result(kind: AgentKind, result: Option<&AgentResult>) -> Option<Str
 /// The CLI's own words for a failed result: subtype, result text, errors, denials.
 pub fn describe_failure(r: &AgentResult) -> String {
     let mut parts = Vec::new();
-    match r.subtype.as_deref() {
-        Some("success") | None => parts.push("the agent reported an error".to_string()),
-        Some(subtype) => parts.push(format!("the agent stopped with `{subtype}`")),
+    match (r.subtype.as_deref(), r.is_error) {
+        (Some("success") | None, Some(true)) => {
+            parts.push("the agent reported an error".to_string());
+        }
+        (Some("success") | None, None) => {
+            parts.push("the agent's result line has no `is_error: false`".to_string());
+        }
+        (Some("success") | None, Some(false)) => {}
+        (Some(subtype), _) => parts.push(format!("the agent stopped with `{subtype}`")),
     }
     if let Some(text) = r.result.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         parts.push(one_line(text, 500));
@@ -385,6 +390,10 @@ mod tests {
                 .unwrap()
                 .contains("no result line")
         );
+        let silent =
+            parse_result(r#"{"type":"result","subtype":"success","result":"ok"}"#).unwrap();
+        let why = judge_result(AgentKind::Claude, Some(&silent)).unwrap();
+        assert!(why.contains("no `is_error: false`"), "{why}");
         assert_eq!(judge_result(AgentKind::Generic, None), None);
         assert!(parse_result(r#"{"type":"assistant"}"#).is_none());
     }

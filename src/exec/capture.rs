@@ -162,7 +162,8 @@ impl CappedLog {
         let flushed = self.redactor.finish();
         self.store(&flushed);
         self.flush_tail();
-        let text = format!("{line}\n");
+        // The runner's own lines quote command lines and the CLI's words: redacted too.
+        let text = format!("{}\n", self.redactor.redact_str(line));
         if let Err(e) = self.file.write_all(text.as_bytes()) {
             self.error.get_or_insert(e);
         }

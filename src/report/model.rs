@@ -68,7 +68,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts `tasks`. `cost_usd` sums what the tasks reported (carried-over ones included).
+    /// Counts `tasks` (carried-over ones included: the summary is the plan's state).
+    /// `cost_usd` is what this run spent: carried-over tasks' costs were paid earlier.
     pub fn of(tasks: &[TaskReport]) -> Summary {
         let mut s = Summary {
             total: tasks.len(),
@@ -85,7 +86,9 @@ impl Summary {
             if t.flaky {
                 s.flaky += 1;
             }
-            s.cost_usd += t.cost_usd.unwrap_or(0.0);
+            if !t.carried_over {
+                s.cost_usd += t.cost_usd.unwrap_or(0.0);
+            }
         }
         // Keep the JSON stable: no 0.30000000000000004 from float sums.
         s.cost_usd = (s.cost_usd * 1e6).round() / 1e6;

@@ -18,8 +18,9 @@ pub fn print(
     settings: &Settings,
     selected: &BTreeSet<String>,
     latest: &dyn Fn(&str) -> Option<Status>,
+    fresh: bool,
 ) -> Result<i32> {
-    let text = render(plan, settings, selected, latest);
+    let text = render(plan, settings, selected, latest, fresh);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -32,6 +33,7 @@ fn render(
     settings: &Settings,
     selected: &BTreeSet<String>,
     latest: &dyn Fn(&str) -> Option<Status>,
+    fresh: bool,
 ) -> String {
     let mut out = format!(
         "plan `{}`: {} of {} tasks, {} instances, {} at once, workspaces `{}`\n\nschedule \
@@ -80,8 +82,13 @@ fn render(
             .instance(&task.instance)
             .expect("tasks name known instances");
         let context = roles::role_context(&inst.role, &inst.name, inst.context.as_deref());
-        let history = ws.history(agent::HISTORY_BYTES);
-        let session = ws.session_id();
+        // `--fresh` would forget both before the first task.
+        let history = if fresh {
+            String::new()
+        } else {
+            ws.history(agent::HISTORY_BYTES)
+        };
+        let session = if fresh { None } else { ws.session_id() };
         let invocation = agent::invocation(
             agent,
             &agent::Request {

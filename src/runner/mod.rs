@@ -139,7 +139,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     let latest = |id: &str| outcomes.status(id);
     let selected = schedule::select(&plan, &options.only, options.rerun_failed, &latest)?;
     if options.dry_run {
-        return dry_run::print(&plan, &settings, &selected, &latest);
+        return dry_run::print(&plan, &settings, &selected, &latest, options.fresh);
     }
     preflight(&plan, &settings, &selected)?;
 
@@ -164,12 +164,12 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
     {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
-        let lock = ws.lock()?;
+        let lock = ws.lock().map_err(Error::before_run)?;
         locks.push((ws, lock));
     }
     if options.fresh {
         for (ws, lock) in &locks {
-            ws.clear(lock)?;
+            ws.clear(lock).map_err(Error::before_run)?;
         }
     }
     let run_id = uuid::Uuid::new_v4().to_string();
@@ -182,7 +182,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             &run_id[..8]
         )),
     };
-    create_run_dir(&run_dir)?;
+    create_run_dir(&run_dir).map_err(Error::before_run)?;
     let meta = RunMeta {
         run_id: run_id.clone(),
         plan: options.plan.to_string_lossy().into_owned(),
@@ -193,14 +193,14 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
     };
-    meta.write(&run_dir)?;
-    history::point_latest(&plan.name, &run_dir)?;
+    meta.write(&run_dir).map_err(Error::before_run)?;
+    history::point_latest(&plan.name, &run_dir).map_err(Error::before_run)?;
 
     let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for instance in plan
         .instances
         .iter()
-        .filter(|i| in_use.contains(i.name.as_str()))
+        .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
     {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
         let context =
@@ -211,7 +211,8 @@ pub fn run(options: &RunOptions) -> Result<i32> {
                 instance.template.as_deref(),
                 &context,
                 &[&run_dir, Path::new(history::RUNS)],
-            )?,
+            )
+            .map_err(Error::before_run)?,
         );
     }
 
@@ -220,7 +221,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             options.progress,
             Box::new(std::io::stderr()),
         )),
-        Box::new(journal::JournalReporter::create(&run_dir)?),
+        Box::new(journal::JournalReporter::create(&run_dir).map_err(Error::before_run)?),
     ];
     let sink = dispatch::Sink::new(reporters);
     let redactor_secrets = secrets(&settings);
@@ -280,7 +281,9 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     } else if report
         .tasks
         .iter()
-        .any(|t| selected.contains(&t.id) && t.status != Status::Passed)
+        // A skipped task never started (cost cap, or a need that did not pass — which
+        // counts itself): SPEC's exit 1 is for a task this invocation ran.
+        .any(|t| selected.contains(&t.id) && !matches!(t.status, Status::Passed | Status::Skipped))
     {
         exit::TASK_FAILED
     } else {

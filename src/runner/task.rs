@@ -90,7 +90,7 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         if attempt_no > 1 {
             roll_back(&ws, &before, &ignore, &store, &mut report.notes);
         }
-        let attempt = run_attempt(
+        let mut attempt = run_attempt(
             ctx,
             task,
             agent,
@@ -102,6 +102,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             &history,
             (&before, &ignore, &store),
         )?;
+        // The CLI's words can quote a secret; nothing leaves the runner unredacted.
+        attempt.report.error = attempt.report.error.map(|e| ctx.redactor.redact_str(&e));
         if let Some(c) = attempt.report.cost_usd {
             cost = Some(cost.unwrap_or(0.0) + c);
         }
@@ -111,13 +113,13 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         report.error.clone_from(&attempt.report.error);
         report.log.clone_from(&attempt.report.log);
         report.leaked |= attempt.leaked;
-        report.tests = attempt.tests.or(report.tests);
+        // What the final attempt said, not an earlier one's.
+        report.tests = attempt.tests;
+        report.result = attempt.result.as_ref().and_then(|r| r.result.clone());
         report.notes.extend(attempt.notes);
-        if let Some(r) = &attempt.result {
-            report.result.clone_from(&r.result);
-            if r.session_id.is_some() {
-                report.session_id.clone_from(&r.session_id);
-            }
+        // The newest session the task knows of (an attempt without a result line has none).
+        if let Some(id) = attempt.result.as_ref().and_then(|r| r.session_id.clone()) {
+            report.session_id = Some(id);
         }
         if attempt.after.is_some() {
             last_after = attempt.after;
@@ -178,6 +180,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     *memory.last.lock().unwrap_or_else(|e| e.into_inner()) = after;
     report.result = report.result.map(|r| ctx.redactor.redact_str(&r));
     report.error = report.error.map(|e| ctx.redactor.redact_str(&e));
+    for note in &mut report.notes {
+        *note = ctx.redactor.redact_str(note);
+    }
     report.duration_ms = millis(started.elapsed());
     ws.end_task(&outcome_line(&report, ctx.run_id))?;
     Ok(report)
@@ -291,7 +296,8 @@ fn run_attempt(
                 ws.set_session_id(id)?;
             }
         }
-        let failed = outcome.exit != Exit::Code(0) || result.as_ref().is_some_and(|r| r.is_error);
+        let failed = outcome.exit != Exit::Code(0)
+            || result.as_ref().is_some_and(|r| r.is_error == Some(true));
         if failed && !outcome.timed_out && !signals::interrupted() {
             let unknown = result.as_ref().is_some_and(|r| {
                 agent::is_unknown_session(&r.errors.join("\n"))
@@ -410,7 +416,12 @@ fn agent_failure(
     outcome: &exec::Outcome,
     result: Option<&AgentResult>,
 ) -> Option<String> {
-    let words = result.map(agent::describe_failure);
+    // The result line's words explain a non-zero exit only when it says something failed.
+    let words = result
+        .filter(|r| {
+            r.is_error == Some(true) || r.subtype.as_deref().is_some_and(|s| s != "success")
+        })
+        .map(agent::describe_failure);
     match &outcome.exit {
         Exit::NotStarted(why) => Some(why.clone()),
         Exit::Signal(sig) => Some(format!("the agent was killed by signal {sig}")),

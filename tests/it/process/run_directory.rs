@@ -90,26 +90,66 @@ fn secret_values_never_reach_logs_or_reports() {
     );
     assert_eq!(t["result"], "[redacted]");
     // Nowhere in the run directory, nor on the runner's own output.
-    let mut stack = vec![p.latest("secrets")];
-    let mut seen = 0;
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                seen += 1;
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    memchr_find(&bytes, secret.as_bytes()).is_none(),
-                    "{} holds the secret",
-                    path.display()
-                );
-            }
-        }
-    }
-    assert!(seen >= 5, "report files, journal and log were checked");
+    assert_nowhere(&p.latest("secrets"), secret);
     assert!(!ended.stdout.contains(secret) && !ended.stderr.contains(secret));
+}
+
+#[test]
+fn secrets_in_the_agents_words_and_command_line_are_redacted_everywhere() {
+    let p = Project::new();
+    let secret = "abcd-token-4567";
+    // The secret comes from the plan's own agent env, is on the agent's command line, and in
+    // the failing result line's words of both attempts (history, error, log, journal).
+    p.plan(&format!(
+        r#"
+name: words
+retries: 1
+agent:
+  kind: generic
+  command: /bin/sh
+  args: ["-c", "cat >/dev/null; echo 'uses {secret}'; printf '{{\"type\":\"result\",\"is_error\":true,\"result\":\"bad %s here\"}}\\n' \"$MY_TOKEN\""]
+  env: {{MY_TOKEN: {secret}}}
+instances: [{{name: w, role: developer}}]
+tasks: [{{id: t, instance: w, prompt: go}}]
+"#
+    ));
+    let ended = spawn(&p, &["plan.yaml"], &[]).wait(SECS(30));
+    assert_eq!(ended.code, Some(1), "{}", ended.text());
+    let report = p.report("words");
+    let t = task(&report, "t");
+    let said = "the agent reported an error: bad [redacted] here";
+    assert_eq!(t["history"][0]["error"], said);
+    assert_eq!(t["history"][1]["error"], said);
+    assert!(task_log(&p, "words", t).contains("uses [redacted]"));
+    assert_nowhere(&p.latest("words"), secret);
+    assert_nowhere(&p.join("workspaces/w/session.md"), secret);
+    assert_nowhere(&p.join("workspaces/w/logs"), secret);
+    assert!(!ended.stdout.contains(secret) && !ended.stderr.contains(secret));
+}
+
+/// Fails if any file under `root` (or `root` itself) holds `secret`.
+fn assert_nowhere(root: &std::path::Path, secret: &str) {
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+            continue;
+        }
+        seen += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            memchr_find(&bytes, secret.as_bytes()).is_none(),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    assert!(seen >= 1, "nothing was checked under {}", root.display());
 }
 
 fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

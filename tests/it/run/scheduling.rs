@@ -80,7 +80,8 @@ tasks:
 "#,
     );
     let out = p.run(&["plan.yaml", "--max-cost", "0.75"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    // Every task that ran passed; the capped one never started (and --rerun-failed runs it).
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let r = p.report("capped");
     assert_eq!(task(&r, "one")["status"], "passed");
     assert_eq!(task(&r, "two")["status"], "passed");

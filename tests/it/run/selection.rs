@@ -98,3 +98,28 @@ fn a_workspace_is_created_on_first_use_only() {
     let r = p.report("chain");
     assert_eq!(task(&r, "mid")["error"], "not selected");
 }
+
+#[test]
+fn dry_run_with_fresh_shows_no_history_the_run_would_forget() {
+    let p = Project::new();
+    p.plan(CHAIN);
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // The scripted agent is generic: its prompt carries the task history, so the size of
+    // the prompt shows whether the history is in it.
+    let prompt_sizes = |args: &[&str]| -> Vec<String> {
+        let out = p.run(args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split("< prompt (").nth(1).map(str::to_string))
+            .collect()
+    };
+    let with_history = prompt_sizes(&["plan.yaml", "--dry-run"]);
+    let fresh = prompt_sizes(&["plan.yaml", "--dry-run", "--fresh"]);
+    assert_eq!(with_history.len(), 4);
+    assert_eq!(fresh.len(), 4);
+    for (h, f) in with_history.iter().zip(&fresh) {
+        let size = |s: &str| s.split(' ').next().unwrap().parse::<usize>().unwrap();
+        assert!(size(f) < size(h), "--fresh still sends history: {f} vs {h}");
+    }
+}

@@ -144,3 +144,29 @@ tasks: [{id: t, instance: dev, prompt: "@print hi"}]
         "the runs were copied into the workspace"
     );
 }
+
+#[test]
+fn fresh_with_only_recreates_every_instance_of_the_plan_from_its_template() {
+    let p = Project::new();
+    p.write("template/seed.txt", "seed\n");
+    p.plan(
+        r#"
+name: freshonly
+agent: {kind: generic, command: "{agent}"}
+instances:
+  - {name: a, role: developer, template: template}
+  - {name: b, role: tester, template: template}
+tasks:
+  - {id: ta, instance: a, prompt: "@append seed.txt a"}
+  - {id: tb, instance: b, prompt: "@append seed.txt b"}
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = p.run(&["plan.yaml", "--fresh", "--only", "ta"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(p.read("workspaces/a/project-files/seed.txt"), "seed\na\n");
+    // `b` ran nothing but is recreated from its template, not left empty.
+    assert_eq!(p.read("workspaces/b/project-files/seed.txt"), "seed\n");
+    assert!(!p.read("workspaces/b/session.md").contains("## Task: "));
+}
