@@ -10,7 +10,10 @@
 //!   same path, folders included (that entry has no sizes and no diff).
 //! - A per-change `diff` uses `/dev/null` for the absent side, like git; it is `null` when
 //!   no line changed (an empty file added or removed, a mode-only change).
-//! - The patch leaves out binary, symlink, too-large and non-UTF-8-name changes, with one
+//! - A text file over 1 MiB gets a size line in report.json but its whole diff in the
+//!   patch, so `git apply` reproduces it too (up to the store's 64 MiB: larger files are
+//!   not kept, so their before-state is not known).
+//! - The patch leaves out binary, symlink and non-UTF-8-name changes, with one
 //!   exception: a symlink replaced by a text file has the link's deletion in the patch
 //!   (as git writes it, mode 120000), or `git apply` could not create the file. A mode-only
 //!   change is in the patch whatever the content (git's `old mode`/`new mode`).
@@ -216,7 +219,22 @@ fn file_change(
     }
     let (Some(old_text), Some(new_text)) = (as_text(&old), as_text(&new)) else {
         change.diff = Some(size_line(before.map(|m| m.size), after.map(|m| m.size)));
-        return (change, None);
+        // Too large for report.json, but `git apply` of the patch must still reproduce
+        // every text file: its section is made from the whole texts.
+        let full = |meta: Option<&FileMeta>| match meta {
+            None => Some(String::new()),
+            Some(m) => text::load_large_text(store, m),
+        };
+        let section = match (name, full(before), full(after)) {
+            (Some(name), Some(old_text), Some(new_text)) => {
+                let mut out = String::new();
+                let hunks = text::hunks(&old_text, &new_text);
+                section(&mut out, name, side(before), side(after), &hunks);
+                Some(out)
+            }
+            _ => None,
+        };
+        return (change, section);
     };
     let label = |prefix: &str, present: bool| {
         if present {

@@ -154,7 +154,7 @@ fn type_changes_are_a_deletion_and_an_addition() {
 }
 
 #[test]
-fn symlinks_binary_large_and_lossy_names_stay_out_of_the_patch() {
+fn symlinks_binary_and_lossy_names_stay_out_of_the_patch_and_large_text_stays_in() {
     let big = "line\n".repeat(300_000);
     let case = Case::new(|r| {
         symlink("old-target", r.join("link")).unwrap();
@@ -169,7 +169,14 @@ fn symlinks_binary_large_and_lossy_names_stay_out_of_the_patch() {
         fs::write(r.join("big.txt"), format!("{big}more\n")).unwrap();
         fs::write(r.join(std::ffi::OsStr::from_bytes(b"n\xffme")), "text\n").unwrap();
     });
-    assert_eq!(patch, None);
+    // Only the large text file is in the patch (whole, so `git apply` reproduces it).
+    assert_eq!(
+        patch.as_deref(),
+        Some(
+            "diff --git a/big.txt b/big.txt\n--- a/big.txt\n+++ b/big.txt\n\
+             @@ -299998,3 +299998,4 @@\n line\n line\n line\n+more\n"
+        )
+    );
     let by = |p: &str| changes.iter().find(|c| c.path == p).unwrap();
     let link = by("link");
     assert!(link.symlink && link.diff.is_none() && link.kind == ChangeKind::Modified);

@@ -69,6 +69,15 @@ pub(crate) fn load(store: &Store, meta: &FileMeta) -> Content {
     }
 }
 
+/// The whole text of a stored file too large for report.json's diff, for the patch (which
+/// must reproduce every text file). `None` when it is not stored or not text.
+pub(crate) fn load_large_text(store: &Store, meta: &FileMeta) -> Option<String> {
+    if !meta.stored {
+        return None;
+    }
+    String::from_utf8(store.read(&meta.hash).ok()?).ok()
+}
+
 /// Whether the blob is binary, reading it in chunks: a NUL in its first 8 KiB, or bytes
 /// that are not UTF-8 anywhere.
 fn sniff_stream(store: &Store, hash: &str) -> io::Result<bool> {

@@ -134,6 +134,49 @@ tasks:
     assert_eq!(tree(&copy), tree(&p.join("workspaces/dev/project-files")));
 }
 
+#[test]
+fn a_text_file_over_1_mib_gets_a_size_line_but_the_patch_still_reproduces_it() {
+    let p = Project::new();
+    let big: String = (0..40_000)
+        .map(|i| format!("line {i} of a large text file\n"))
+        .collect();
+    assert!(big.len() > 1024 * 1024);
+    p.write("template/big.txt", &big);
+    p.plan(
+        r#"
+name: big
+agent: {kind: generic, command: "{agent}"}
+instances: [{name: dev, role: developer, template: template}]
+tasks: [{id: grow, instance: dev, prompt: "@append big.txt one more line"}]
+"#,
+    );
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let r = p.report("big");
+    let c = change(task(&r, "grow"), "big.txt");
+    assert!(
+        c["diff"]
+            .as_str()
+            .unwrap()
+            .starts_with("file too large to diff"),
+        "{c}"
+    );
+    let copy = p.join("copy");
+    copy_tree(&p.join("template"), &copy);
+    let applied = std::process::Command::new("git")
+        .args(["apply", "--whitespace=nowarn"])
+        .arg(p.latest("big").join("diffs/grow.patch"))
+        .current_dir(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "git apply: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert_eq!(tree(&copy), tree(&p.join("workspaces/dev/project-files")));
+}
+
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
