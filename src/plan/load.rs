@@ -101,6 +101,12 @@ pub fn load(path: &Path) -> Result<Plan> {
             ));
         }
     }
+    if let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        let unknown = super::fields::unknown_fields(path, &locator, &value);
+        if !unknown.is_empty() {
+            return Err(Error::Plan(unknown));
+        }
+    }
     let raw: RawPlan = serde_yaml::from_str(text)
         .map_err(|err| Error::Plan(vec![serde_problem(path, &err, &locator)]))?;
     let dir = match path.parent() {

@@ -7,6 +7,7 @@
 
 mod cycles;
 mod duration;
+mod fields;
 mod load;
 #[cfg(test)]
 mod load_tests;
