@@ -16,11 +16,17 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 /// A started process group, as recorded on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub pgid: i32,
     /// The leader's start time, in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_ticks: u64,
+    /// The leader's `BORG_RUN_ID` and `BORG_INSTANCE`: the record sits where the agent can
+    /// rewrite it, so only processes that still carry both are ever ended through it.
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default)]
+    pub instance: String,
 }
 
 /// The groups of this process's running children.
@@ -39,9 +45,13 @@ impl Registry {
     /// Adds a just-spawned group; `record` is a file to persist it in, for a later run.
     pub fn add(&self, pgid: i32, record: Option<&Path>) {
         if let Some(path) = record {
+            // `spawn` returns after the exec, so the environment read here is the agent's.
+            let env = borg_env(pgid);
             let entry = GroupRecord {
                 pgid,
                 start_ticks: start_ticks(pgid).unwrap_or(0),
+                run_id: env.run_id.unwrap_or_default(),
+                instance: env.instance.unwrap_or_default(),
             };
             if let Err(e) = write_record(path, &entry) {
                 log::warn!("cannot record process group in `{}`: {e}", path.display());
@@ -98,30 +108,69 @@ fn stat_field(stat: &str, n: usize) -> Option<u64> {
 
 fn write_record(path: &Path, record: &GroupRecord) -> std::io::Result<()> {
     let text = serde_json::to_string(record).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
+    // Atomic: a link planted at the record's name is replaced, never written through.
+    crate::fsutil::write_atomic_with(path, |w| std::io::Write::write_all(w, text.as_bytes()))
 }
 
-/// Ends the group recorded at `path` by a runner that is gone, if it is still ours, and
-/// removes the record. Returns whether anything was signalled.
-pub fn end_recorded(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+/// The `BORG_*` identity in a process's environment.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BorgEnv {
+    run_id: Option<String>,
+    instance: Option<String>,
+}
+
+fn borg_env(pid: i32) -> BorgEnv {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return BorgEnv::default();
+    };
+    let mut env = BorgEnv::default();
+    for var in environ.split(|&b| b == 0) {
+        let var = String::from_utf8_lossy(var);
+        if let Some(v) = var.strip_prefix("BORG_RUN_ID=") {
+            env.run_id = Some(v.to_string());
+        } else if let Some(v) = var.strip_prefix("BORG_INSTANCE=") {
+            env.instance = Some(v.to_string());
+        }
+    }
+    env
+}
+
+/// Ends the group recorded at `path` by a runner that is gone, if it is still the group
+/// that runner started for `instance`, and removes the record. Returns whether anything
+/// was signalled.
+pub fn end_recorded(path: &Path, instance: &str) -> bool {
+    let Ok(text) = crate::fsutil::read_small(path, 4096) else {
+        let _ = std::fs::remove_file(path);
         return false;
     };
     let _ = std::fs::remove_file(path);
     let Ok(record) = serde_json::from_str::<GroupRecord>(&text) else {
         return false;
     };
-    if record.pgid <= 1 {
+    if record.pgid <= 1 || record.run_id.is_empty() || record.instance != instance {
         return false;
     }
+    // The record could have been written by the agent: a process is ours only if it still
+    // carries the run id and instance the runner gave it.
+    let carries_ours = |pid: i32| {
+        borg_env(pid)
+            == BorgEnv {
+                run_id: Some(record.run_id.clone()),
+                instance: Some(record.instance.clone()),
+            }
+    };
     let ours = match start_ticks(record.pgid) {
         // The leader lives: it is ours only if it is the very process we started.
-        Some(ticks) => ticks == record.start_ticks && pgid_of(record.pgid) == Some(record.pgid),
+        Some(ticks) => {
+            ticks == record.start_ticks
+                && pgid_of(record.pgid) == Some(record.pgid)
+                && carries_ours(record.pgid)
+        }
         // The leader is gone: live members still in the group are ours (the id cannot have
         // been reused while they exist), provided they started after our leader did.
-        None => members(record.pgid)
-            .iter()
-            .any(|&pid| start_ticks(pid).is_some_and(|t| t >= record.start_ticks)),
+        None => members(record.pgid).iter().any(|&pid| {
+            start_ticks(pid).is_some_and(|t| t >= record.start_ticks) && carries_ours(pid)
+        }),
     };
     if ours {
         log::warn!(
@@ -158,6 +207,67 @@ mod tests {
             "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0";
         assert_eq!(stat_field(stat, 5), Some(1234));
         assert_eq!(stat_field(stat, 22), Some(98765));
+    }
+
+    fn sleeper(env: &[(&str, &str)]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep")
+            .arg("300")
+            .envs(env.iter().copied())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn record(
+        dir: &Path,
+        child: &std::process::Child,
+        run_id: &str,
+        instance: &str,
+    ) -> std::path::PathBuf {
+        let pgid = i32::try_from(child.id()).unwrap();
+        let path = dir.join("running.json");
+        let rec = GroupRecord {
+            pgid,
+            start_ticks: start_ticks(pgid).unwrap(),
+            run_id: run_id.into(),
+            instance: instance.into(),
+        };
+        std::fs::write(&path, serde_json::to_string(&rec).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_forged_record_never_ends_a_group_that_is_not_the_runners() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process with the right pid and start time but no BORG_* identity.
+        let mut stranger = sleeper(&[]);
+        let path = record(dir.path(), &stranger, "run-1", "dev");
+        assert!(!end_recorded(&path, "dev"));
+        assert!(
+            stranger.try_wait().unwrap().is_none(),
+            "the stranger was killed"
+        );
+        // The runner's own agent of another instance is not this instance's to end.
+        let mut other = sleeper(&[("BORG_RUN_ID", "run-1"), ("BORG_INSTANCE", "qa")]);
+        let path = record(dir.path(), &other, "run-1", "qa");
+        assert!(!end_recorded(&path, "dev"));
+        assert!(other.try_wait().unwrap().is_none());
+        for mut child in [stranger, other] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_genuine_record_ends_the_group_a_killed_run_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut left = sleeper(&[("BORG_RUN_ID", "run-1"), ("BORG_INSTANCE", "dev")]);
+        let path = record(dir.path(), &left, "run-1", "dev");
+        assert!(end_recorded(&path, "dev"));
+        let status = left.wait().unwrap();
+        assert!(status.code().is_none(), "ended by a signal: {status:?}");
+        assert!(!path.exists(), "the record is removed");
     }
 
     #[test]

@@ -135,10 +135,16 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     };
     let pgid = i32::try_from(child.id()).expect("pids fit in i32");
     registry().add(pgid, spec.record.as_deref());
-    if signals::interrupted() {
-        // The run was interrupted between scheduling and spawning: the signal thread did
-        // not see this group.
-        signal_group(pgid, Signal::SIGTERM);
+    let (mut timeout, mut grace) = (spec.timeout, spec.grace);
+    if signals::stopping() {
+        // The run began stopping between the caller's check and the spawn: the signal
+        // thread's SIGTERM and its SIGKILL after the grace period (or the runner error's
+        // SIGKILL) may have missed this group. End it as on a timeout, at once: SIGTERM,
+        // then SIGKILL after the grace period (none after a runner error, which kills).
+        timeout = Duration::ZERO;
+        if !signals::interrupted() {
+            grace = Duration::ZERO;
+        }
     }
 
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -157,7 +163,7 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     drop(done_tx);
 
     let exited = watch_exit(pgid);
-    let timed_out = wait_with_timeout(&exited, pgid, spec.timeout, spec.grace);
+    let timed_out = wait_with_timeout(&exited, pgid, timeout, grace);
 
     // The leader has exited and is not reaped yet (so the group id is still ours). Give its
     // output a short, fixed time to close (never re-armed by more output), then end
@@ -309,4 +315,79 @@ fn exit_of(status: ExitStatus) -> Exit {
 pub fn open_log(path: &Path, secrets: &[String]) -> io::Result<SharedLog> {
     let file = File::create(path)?;
     Ok(Arc::new(Mutex::new(CappedLog::new(file, secrets))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child test process of
+    /// [`a_child_spawned_after_the_signal_is_still_killed_after_the_grace_period`].
+    const CHILD_ENV: &str = "BORG_TEST_STOPPED_RUN_CHILD";
+
+    #[test]
+    fn a_child_spawned_after_the_signal_is_still_killed_after_the_grace_period() {
+        // The signal flags are process-wide: the interrupted run is played out in a child
+        // test process (this binary, running only the test below), never in this one.
+        let exe = std::env::current_exe().unwrap();
+        let output = Command::new(exe)
+            .args([
+                "--exact",
+                "exec::tests::interrupted_run_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{text}");
+        assert!(
+            text.contains("1 passed"),
+            "the child test did not run: {text}"
+        );
+    }
+
+    /// Runs only in the child process: SIGINT to ourselves, wait until the grace period's
+    /// SIGKILL has come and gone, then run an agent that ignores SIGTERM with a long
+    /// timeout: it must still be ended, by SIGKILL after the grace period.
+    #[test]
+    fn interrupted_run_child() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        signals::install(Duration::from_millis(100)).unwrap();
+        nix::sys::signal::raise(Signal::SIGINT).unwrap();
+        let start = Instant::now();
+        while !signals::interrupted() {
+            assert!(start.elapsed() < Duration::from_secs(10), "SIGINT not seen");
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Long past the signal thread's SIGKILL of the groups it knew.
+        thread::sleep(Duration::from_millis(500));
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir.path().join("log"), &[]).unwrap();
+        let spec = Spec {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), "trap '' TERM; sleep 60".into()],
+            cwd: dir.path().to_path_buf(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: None,
+            timeout: Duration::from_secs(120),
+            grace: Duration::from_secs(1),
+            record: None,
+            scan_result: false,
+        };
+        let outcome = run(&spec, &log);
+        assert!(
+            outcome.duration < Duration::from_secs(30),
+            "the agent ran on after the interrupt: {outcome:?}"
+        );
+        assert_eq!(outcome.exit, Exit::Signal(9), "{outcome:?}");
+    }
 }

@@ -3,6 +3,9 @@
 //! at once). Agents run in their own groups, so the terminal's Ctrl-C never reaches them
 //! unless we pass it on.
 //!
+//! A runner error (exit 3) stops the run too ([`stop`]): whatever the reason, once the run
+//! is [`stopping`] no agent, check or retry is started any more.
+//!
 //! Installs no SIGCHLD handler (wait-timeout owns that one).
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -17,10 +20,30 @@ use super::groups::registry;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
-/// Whether the runner has been asked to stop.
+/// Whether the runner has been asked to stop by a signal (exit 130).
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Stops the run after a runner error: nothing new is started from here on.
+pub fn stop() {
+    STOPPED.store(true, Ordering::SeqCst);
+}
+
+/// Whether the run is stopping, by a signal or after a runner error: start nothing new.
+pub fn stopping() -> bool {
+    interrupted() || STOPPED.load(Ordering::SeqCst)
+}
+
+/// Why the run is stopping, for the error of what it cut short.
+pub fn stop_reason() -> &'static str {
+    if interrupted() {
+        "the run was interrupted"
+    } else {
+        "the run was stopped after a runner error"
+    }
 }
 
 /// The signal that stopped the run, if any.

@@ -158,13 +158,18 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         .map(|t| t.instance.as_str())
         .collect();
     let mut locks: Vec<(Workspace, InstanceLock)> = Vec::new();
+    let mut repair_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for instance in plan
         .instances
         .iter()
         .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
     {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
+        // What an earlier run's agent left in place of the runner's own files goes first:
+        // the lock itself lives in state/.
+        let repaired = ws.repair().map_err(Error::before_run)?;
         let lock = ws.lock().map_err(Error::before_run)?;
+        repair_notes.insert(instance.name.clone(), repaired);
         locks.push((ws, lock));
     }
     if options.fresh {
@@ -196,7 +201,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     meta.write(&run_dir).map_err(Error::before_run)?;
     history::point_latest(&plan.name, &run_dir).map_err(Error::before_run)?;
 
-    let mut prepare_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut prepare_notes = repair_notes;
     for instance in plan
         .instances
         .iter()
@@ -205,15 +210,17 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         let ws = Workspace::new(&settings.workspaces, &instance.name);
         let context =
             roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
-        prepare_notes.insert(
-            instance.name.clone(),
-            ws.prepare(
+        let notes = ws
+            .prepare(
                 instance.template.as_deref(),
                 &context,
                 &[&run_dir, Path::new(history::RUNS)],
             )
-            .map_err(Error::before_run)?,
-        );
+            .map_err(Error::before_run)?;
+        prepare_notes
+            .entry(instance.name.clone())
+            .or_default()
+            .extend(notes);
     }
 
     let reporters: Vec<Box<dyn Reporter>> = vec![

@@ -55,6 +55,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     let mut report = TaskReport::not_run(&task.id, &task.instance, Status::Failed, "");
     report.error = None;
 
+    // An earlier task's agent may have redirected the runner's own files.
+    report.notes.extend(ws.repair()?);
     // The task history the agent gets is that of the tasks before this one.
     let history = ws.history(agent::HISTORY_BYTES);
     ws.begin_task(&super::now_rfc3339(), &task.id, &task.prompt)?;
@@ -289,6 +291,9 @@ fn run_attempt(
             scan_result: true,
         };
         let outcome = exec::run(&spec, &log);
+        // Its whole group has ended: undo what it did to the runner's own files before
+        // the runner writes any of them.
+        notes.extend(ws.repair()?);
         let mut result = outcome.result_line.as_deref().and_then(agent::parse_result);
         if let Some(r) = result.as_mut() {
             own_cost(ws, start_session.as_deref(), r)?;
@@ -360,11 +365,11 @@ fn run_attempt(
     let mut tests = None;
     let status = match (&task.check, status) {
         (Some(check), Status::Passed) if !signals::interrupted() => {
-            let (status, why, counts) =
-                run_check(ctx, task, agent, ws, attempt_no, timeout, check, &log)?;
-            error = why;
-            tests = counts;
-            status
+            let checked = run_check(ctx, task, agent, ws, attempt_no, timeout, check, &log)?;
+            error = checked.error;
+            tests = checked.tests;
+            notes.extend(checked.repaired);
+            checked.status
         }
         (_, status) => status,
     };
@@ -433,6 +438,15 @@ fn agent_failure(
     }
 }
 
+/// What a check came to.
+struct CheckOutcome {
+    status: Status,
+    error: Option<String>,
+    tests: Option<TestCounts>,
+    /// Notes on workspace files the check's processes had redirected.
+    repaired: Vec<String>,
+}
+
 /// Runs the task's `check` in project-files/ with its own timeout; its output goes into
 /// the attempt's log and its test counts into the report.
 #[allow(clippy::too_many_arguments)]
@@ -445,7 +459,7 @@ fn run_check(
     timeout: Duration,
     check: &str,
     log: &capture::SharedLog,
-) -> Result<(Status, Option<String>, Option<TestCounts>)> {
+) -> Result<CheckOutcome> {
     let check_path = ctx
         .run_dir
         .join(format!("logs/{}.{attempt_no}.check.log", task.id));
@@ -464,6 +478,7 @@ fn run_check(
         scan_result: false,
     };
     let outcome = exec::run(&spec, &check_log);
+    let repaired = ws.repair()?;
     capture::lock(&check_log)
         .finish()
         .map_err(|e| Error::io("write", &check_path, e))?;
@@ -505,7 +520,12 @@ fn run_check(
             ),
         }
     };
-    Ok((verdict.0, verdict.1, counts))
+    Ok(CheckOutcome {
+        status: verdict.0,
+        error: verdict.1,
+        tests: counts,
+        repaired,
+    })
 }
 
 fn unknown_session(log: &Path) -> bool {

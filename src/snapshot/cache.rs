@@ -7,7 +7,6 @@
 //! the old cache or the new one, never half of one. A cache is only ever a hint: a
 //! corrupt one is an error for the caller to drop, never a wrong snapshot.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
@@ -113,7 +112,7 @@ pub(super) fn load(path: &Path) -> io::Result<Snapshot> {
             ),
         )
     };
-    let file = File::open(path).map_err(|e| named(&e, "load snapshot", path))?;
+    let file = crate::fsutil::open_regular(path).map_err(|e| named(&e, "load snapshot", path))?;
     let mut lines = BufReader::new(file).lines();
     let first = lines.next().ok_or_else(|| bad(1, "empty file"))??;
     let header: Header = serde_json::from_str(&first).map_err(|e| bad(1, &e.to_string()))?;

@@ -35,7 +35,8 @@ pub(super) fn restore(
 ) -> io::Result<Vec<String>> {
     let root_fd: OwnedFd = File::options()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        // O_NOFOLLOW: a root swapped for a link is refused, never restored through.
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(root)
         .map_err(|e| named(&e, "restore", root))?
         .into();

@@ -33,13 +33,18 @@ impl Store {
     /// The content stored under `hash`.
     pub fn read(&self, hash: &str) -> io::Result<Vec<u8>> {
         let path = self.blob_path(hash)?;
-        fs::read(&path).map_err(|e| named(&e, "read blob", &path))
+        // A blob the agent swapped for a link or a FIFO is refused, never followed.
+        let mut bytes = Vec::new();
+        crate::fsutil::open_regular(&path)
+            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+            .map_err(|e| named(&e, "read blob", &path))?;
+        Ok(bytes)
     }
 
     /// Opens the blob stored under `hash` for streaming reads.
     pub fn open(&self, hash: &str) -> io::Result<File> {
         let path = self.blob_path(hash)?;
-        File::open(&path).map_err(|e| named(&e, "open blob", &path))
+        crate::fsutil::open_regular(&path).map_err(|e| named(&e, "open blob", &path))
     }
 
     /// Whether a blob for `hash` is present.

@@ -50,7 +50,8 @@ pub fn take_with_stats(
     store: &Store,
 ) -> io::Result<(Snapshot, WalkStats)> {
     let taken_at_ns = now_ns();
-    let root_meta = fs::metadata(root).map_err(|e| named(&e, "snapshot", root))?;
+    // symlink_metadata: a root swapped for a link is refused, never snapshotted through.
+    let root_meta = fs::symlink_metadata(root).map_err(|e| named(&e, "snapshot", root))?;
     if !root_meta.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotADirectory,

@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -28,6 +29,8 @@ impl InstanceLock {
             .write(true)
             .create(true)
             .truncate(false)
+            // A link or FIFO in its place was removed by the repair pass; never follow one.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
@@ -53,7 +56,7 @@ impl InstanceLock {
         };
         write_pid(&mut file).map_err(|e| Error::io("write", &path, e))?;
         // A run that died while an agent ran left its group recorded: end it first.
-        groups::end_recorded(&state_dir.join(RUNNING));
+        groups::end_recorded(&state_dir.join(RUNNING), instance);
         Ok(InstanceLock { _file: file, path })
     }
 

@@ -11,12 +11,13 @@
 //! Writes only inside `<workspaces>/<instance>/`. `--fresh` removes only the plan's own
 //! instances, and never follows a symlink while removing.
 
+pub mod integrity;
 pub mod lock;
 pub mod roles;
 pub mod template;
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ const PROJECT_FILES: &str = "project-files";
 const SESSION_ID: &str = "session_id";
 const SESSION_COSTS: &str = "session_costs.json";
 const TASK_HEADING: &str = "## Task: ";
+/// How much of session.md's start is searched for the first task heading.
+const HEAD_SCAN: u64 = 1 << 20;
 
 /// The paths of one instance's workspace.
 #[derive(Debug, Clone)]
@@ -74,6 +77,12 @@ impl Workspace {
     /// The per-instance Claude Code configuration folder (`CLAUDE_CONFIG_DIR`).
     pub fn agent_config(&self) -> PathBuf {
         self.state().join("claude")
+    }
+
+    /// Removes, without following, whatever the agent put where the runner keeps its own
+    /// folders and files (see [`integrity`]); returns a note per repair.
+    pub fn repair(&self) -> Result<Vec<String>> {
+        integrity::repair(self)
     }
 
     /// Creates `state/` and takes the instance lock.
@@ -162,11 +171,8 @@ impl Workspace {
     }
 
     fn append(&self, path: &Path, text: &str) -> Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io("open", path, e))?;
+        // Never through a link or into a FIFO the agent planted (see `integrity`).
+        let mut file = fsutil::open_append(path).map_err(|e| Error::io("open", path, e))?;
         file.write_all(text.as_bytes())
             .map_err(|e| Error::io("write", path, e))
     }
@@ -174,28 +180,41 @@ impl Workspace {
     /// The task history of session.md (its task sections), at most the last `max` bytes,
     /// cut at a line start.
     pub fn history(&self, max: usize) -> String {
-        let text = fs::read_to_string(self.session_md()).unwrap_or_default();
-        let Some(first) = text.find(&format!("\n{TASK_HEADING}")) else {
+        // Bounded reads: the role context's end (first heading) is near the start, and only
+        // the last `max` bytes are kept, however large the agent made the file.
+        let Ok(mut file) = fsutil::open_regular(&self.session_md()) else {
             return String::new();
         };
-        let tasks = &text[first + 1..];
-        if tasks.len() <= max {
-            return tasks.to_string();
+        let mut head = Vec::new();
+        if (&mut file).take(HEAD_SCAN).read_to_end(&mut head).is_err() {
+            return String::new();
         }
-        let mut start = tasks.len() - max;
-        while !tasks.is_char_boundary(start) {
-            start += 1;
+        let head = String::from_utf8_lossy(&head);
+        let Some(first) = head.find(&format!("\n{TASK_HEADING}")) else {
+            return String::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = (first as u64 + 1).max(len.saturating_sub(max as u64));
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(from)).is_err()
+            || file.take(max as u64).read_to_end(&mut bytes).is_err()
+        {
+            return String::new();
         }
-        let cut = &tasks[start..];
-        match cut.find('\n') {
-            Some(nl) => cut[nl + 1..].to_string(),
-            None => cut.to_string(),
+        let text = String::from_utf8_lossy(&bytes);
+        if from == first as u64 + 1 {
+            return text.into_owned();
+        }
+        // Cut: start at the first whole line.
+        match text.find('\n') {
+            Some(nl) => text[nl + 1..].to_string(),
+            None => String::new(),
         }
     }
 
     /// The agent session to resume, if one was recorded.
     pub fn session_id(&self) -> Option<String> {
-        let text = fs::read_to_string(self.state().join(SESSION_ID)).ok()?;
+        let text = fsutil::read_small(&self.state().join(SESSION_ID), 4096).ok()?;
         let id = text.trim();
         (!id.is_empty()).then(|| id.to_string())
     }
@@ -218,7 +237,7 @@ impl Workspace {
     }
 
     fn session_costs(&self) -> std::collections::BTreeMap<String, f64> {
-        fs::read_to_string(self.state().join(SESSION_COSTS))
+        fsutil::read_small(&self.state().join(SESSION_COSTS), 1 << 20)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()

@@ -11,4 +11,5 @@ mod process;
 mod report_snapshots;
 mod reports;
 mod run;
+mod tampering;
 mod unprivileged;

@@ -1,0 +1,136 @@
+//! An agent that turns on the runner's own files: it can `cd ..` out of project-files/ and
+//! put symlinks (to a victim folder outside every workspace) or FIFOs where the runner keeps
+//! `state/`, `session.md`, `logs/`, its blobs, or `project-files/` itself. Nothing outside
+//! may be written or deleted, nothing may hang, and the report says what was repaired.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Project, output_text, output_within, task};
+
+/// A plan of one generic agent running `script`, template `tpl/` (a.txt), `extra` plan lines.
+fn plan(p: &Project, script: &str, extra: &str) {
+    p.write("tpl/a.txt", "hello\n");
+    let script = script.replace('\\', "\\\\").replace('"', "\\\"");
+    p.plan(&format!(
+        "name: evil\ntimeout: 20s\ngrace: 1s\n{extra}\nagent: {{kind: generic, command: /bin/sh, \
+         args: [\"-c\", \"cat >/dev/null; {script}\"]}}\ninstances: [{{name: dev, role: developer, \
+         template: tpl}}]\ntasks:\n  - {{id: t1, instance: dev, prompt: go}}\n  - {{id: t2, \
+         instance: dev, prompt: go}}\n"
+    ));
+}
+
+fn run(p: &Project, args: &[&str]) -> std::process::Output {
+    let child = p
+        .command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    output_within(child, Duration::from_secs(60), "borg-batch")
+}
+
+/// A folder outside every workspace with one precious file.
+fn victim() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "precious\n").unwrap();
+    dir
+}
+
+fn assert_untouched(victim: &std::path::Path) {
+    let names: Vec<String> = std::fs::read_dir(victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["keep.txt"],
+        "something was written into the victim folder"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "precious\n"
+    );
+}
+
+#[test]
+fn links_in_place_of_state_session_md_and_logs_are_never_followed() {
+    let p = Project::new();
+    let v = victim();
+    let vp = v.path().display();
+    plan(
+        &p,
+        &format!(
+            "cd ..; rm -rf state; ln -s {vp} state; rm -f session.md; ln -s {vp}/keep.txt \
+             session.md; rm -rf logs; ln -s {vp} logs"
+        ),
+        "",
+    );
+    let out = run(&p, &["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_untouched(v.path());
+    let r = p.report("evil");
+    let notes = task(&r, "t1")["notes"].to_string();
+    for what in [
+        "`state` was a symlink",
+        "`logs` was a symlink",
+        "`session.md` was a symlink",
+    ] {
+        assert!(notes.contains(what), "{what}: {notes}");
+    }
+    // A second run and a --fresh run over what the last agent left: still untouched.
+    let out = run(&p, &["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = run(&p, &["plan.yaml", "--fresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_untouched(v.path());
+}
+
+#[test]
+fn a_retry_never_rolls_back_through_a_linked_project_folder() {
+    let p = Project::new();
+    let v = victim();
+    let vp = v.path().display();
+    plan(
+        &p,
+        &format!(
+            "if [ $BORG_ATTEMPT = 1 ]; then cd ..; mv project-files pf.old; ln -s {vp} \
+             project-files; exit 1; fi"
+        ),
+        "retries: 1",
+    );
+    let out = run(&p, &["plan.yaml"]);
+    assert_untouched(v.path());
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let r = p.report("evil");
+    let t1 = task(&r, "t1");
+    assert!(
+        t1["notes"]
+            .to_string()
+            .contains("`project-files` was a symlink"),
+        "{t1:#}"
+    );
+    // Nothing of the victim folder shows up as the agent's change.
+    assert!(!t1["changes"].to_string().contains("keep.txt"), "{t1:#}");
+}
+
+#[test]
+fn fifos_in_place_of_session_md_and_blobs_do_not_hang_the_runner() {
+    let p = Project::new();
+    plan(
+        &p,
+        "cd ../state/objects && for f in [0-9a-f]*; do rm -f $f; mkfifo $f; done; cd ../..; \
+         rm -f session.md; mkfifo session.md; cd project-files; echo changed > a.txt",
+        "",
+    );
+    let out = run(&p, &["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let r = p.report("evil");
+    assert!(
+        task(&r, "t1")["notes"]
+            .to_string()
+            .contains("`session.md` was not a regular file")
+    );
+    assert_eq!(task(&r, "t2")["status"], "passed");
+}
