@@ -18,11 +18,12 @@ pub const TAIL_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
 
 /// Replaces secret values in a byte stream with `[redacted]`, across chunk boundaries.
+/// One redactor per stream: a secret split across two writes of stdout is found even when
+/// stderr wrote between them.
 #[derive(Debug, Default)]
 pub struct Redactor {
     secrets: Vec<Vec<u8>>,
     pending: Vec<u8>,
-    keep: usize,
 }
 
 /// Secrets shorter than this are not redacted: they would mangle ordinary output.
@@ -39,11 +40,9 @@ impl Redactor {
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        let keep = secrets.iter().map(Vec::len).max().unwrap_or(1) - 1;
         Redactor {
             secrets,
             pending: Vec::new(),
-            keep,
         }
     }
 
@@ -54,9 +53,24 @@ impl Redactor {
         }
         self.pending.extend_from_slice(chunk);
         self.replace_pending();
-        // Hold back what could be the start of a secret that the next chunk completes.
-        let emit = self.pending.len().saturating_sub(self.keep);
+        // Hold back only what could be the start of a secret that the next chunk completes
+        // (usually nothing, so the two streams of a log stay in order).
+        let emit = self.pending.len() - self.partial_suffix();
         self.pending.drain(..emit).collect()
+    }
+
+    /// The length of the longest end of `pending` that is the beginning of a secret.
+    fn partial_suffix(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter_map(|secret| {
+                let longest = (secret.len() - 1).min(self.pending.len());
+                (1..=longest)
+                    .rev()
+                    .find(|&k| self.pending.ends_with(&secret[..k]))
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Everything still held back.
@@ -119,7 +133,8 @@ pub struct CappedLog {
     tail_cap: usize,
     dropped: u64,
     total: u64,
-    redactor: Redactor,
+    /// One per stream (see [`Stream`]); also used for the runner's own lines.
+    redactors: [Redactor; 2],
     closed: bool,
     error: Option<io::Error>,
 }
@@ -138,20 +153,34 @@ impl CappedLog {
             tail_cap: tail,
             dropped: 0,
             total: 0,
-            redactor: Redactor::new(secrets),
+            redactors: [Redactor::new(secrets), Redactor::new(secrets)],
             closed: false,
             error: None,
         }
     }
 
-    /// Appends output. Write errors are remembered and reported by [`CappedLog::finish`].
+    /// Appends output (as standard output). Write errors are remembered and reported by
+    /// [`CappedLog::finish`].
     pub fn write(&mut self, bytes: &[u8]) {
+        self.write_stream(Stream::Stdout, bytes);
+    }
+
+    /// Appends output of one of the child's streams, redacted across that stream's writes.
+    pub fn write_stream(&mut self, stream: Stream, bytes: &[u8]) {
         if self.closed {
             return;
         }
         self.total += bytes.len() as u64;
-        let bytes = self.redactor.push(bytes);
+        let bytes = self.redactors[stream as usize].push(bytes);
         self.store(&bytes);
+    }
+
+    /// Writes out what the redactors still hold back.
+    fn flush_redactors(&mut self) {
+        for i in 0..self.redactors.len() {
+            let rest = self.redactors[i].finish();
+            self.store(&rest);
+        }
     }
 
     /// Writes a line of the runner's own (a section marker), outside the cap accounting.
@@ -159,11 +188,10 @@ impl CappedLog {
         if self.closed {
             return;
         }
-        let flushed = self.redactor.finish();
-        self.store(&flushed);
+        self.flush_redactors();
         self.flush_tail();
         // The runner's own lines quote command lines and the CLI's words: redacted too.
-        let text = format!("{}\n", self.redactor.redact_str(line));
+        let text = format!("{}\n", self.redactors[0].redact_str(line));
         if let Err(e) = self.file.write_all(text.as_bytes()) {
             self.error.get_or_insert(e);
         }
@@ -230,8 +258,7 @@ impl CappedLog {
         if self.closed {
             return Ok(());
         }
-        let rest = self.redactor.finish();
-        self.store(&rest);
+        self.flush_redactors();
         self.flush_tail();
         self.closed = true;
         if let Err(e) = self.file.flush() {
@@ -247,6 +274,13 @@ impl CappedLog {
     pub fn reopen(&mut self) {
         self.closed = false;
     }
+}
+
+/// Which of the child's output streams a write comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 0,
+    Stderr = 1,
 }
 
 /// The log shared by a child's stdout and stderr readers.
@@ -320,8 +354,14 @@ fn is_result_line(line: &str) -> bool {
     )
 }
 
-/// Reads `source` to EOF into `log` (and `scanner`, for stdout). Runs on its own thread.
-pub fn drain(mut source: impl Read, log: &SharedLog, mut scanner: Option<&mut ResultScanner>) {
+/// Reads `source` (the child's `stream`) to EOF into `log` (and `scanner`, for stdout).
+/// Runs on its own thread.
+pub fn drain(
+    mut source: impl Read,
+    stream: Stream,
+    log: &SharedLog,
+    mut scanner: Option<&mut ResultScanner>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match source.read(&mut buf) {
@@ -330,7 +370,7 @@ pub fn drain(mut source: impl Read, log: &SharedLog, mut scanner: Option<&mut Re
                 if let Some(scanner) = scanner.as_deref_mut() {
                     scanner.push(&buf[..n]);
                 }
-                lock(log).write(&buf[..n]);
+                lock(log).write_stream(stream, &buf[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -352,6 +392,30 @@ mod tests {
         out.extend(r.push(b"ret-value; ab ok"));
         out.extend(r.finish());
         assert_eq!(String::from_utf8(out).unwrap(), "key=[redacted]; ab ok");
+    }
+
+    #[test]
+    fn a_secret_split_across_stdout_writes_is_redacted_despite_stderr_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = CappedLog::new(File::create(&path).unwrap(), &["sk-secret-value".into()]);
+        log.write_stream(Stream::Stdout, b"key=sk-sec");
+        log.write_stream(Stream::Stderr, b"a warning\n");
+        log.write_stream(Stream::Stdout, b"ret-value\n");
+        log.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("sk-sec"), "{text}");
+        // The stderr line lands where it came: before the rest of the secret.
+        assert_eq!(text, "key=a warning\n[redacted]\n");
+    }
+
+    #[test]
+    fn only_a_possible_start_of_a_secret_is_held_back() {
+        let mut r = Redactor::new(&["sk-secret-value".to_string()]);
+        assert_eq!(r.push(b"plain output\n"), b"plain output\n");
+        assert_eq!(r.push(b"then sk-se"), b"then ");
+        assert_eq!(r.push(b"x"), b"sk-sex");
+        assert!(r.finish().is_empty());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use capture::{CappedLog, ResultScanner, SharedLog};
+use capture::{CappedLog, ResultScanner, SharedLog, Stream};
 use groups::{registry, signal_group};
 
 /// How long after the leader exits its output may stay open before leftovers are killed
@@ -134,7 +134,15 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
         }
     };
     let pgid = i32::try_from(child.id()).expect("pids fit in i32");
-    registry().add(pgid, spec.record.as_deref());
+    let var = |name: &str| {
+        spec.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let identity = (var("BORG_RUN_ID"), var("BORG_INSTANCE"));
+    registry().add(pgid, spec.record.as_deref(), (&identity.0, &identity.1));
     let (mut timeout, mut grace) = (spec.timeout, spec.grace);
     if signals::stopping() {
         // The run began stopping between the caller's check and the spawn: the signal
@@ -154,11 +162,12 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     let readers = [
         spawn_reader(
             stdout,
+            Stream::Stdout,
             log,
             spec.scan_result.then(|| scanner.clone()),
             &done_tx,
         ),
-        spawn_reader(stderr, log, None, &done_tx),
+        spawn_reader(stderr, Stream::Stderr, log, None, &done_tx),
     ];
     drop(done_tx);
 
@@ -278,6 +287,7 @@ fn wait_with_timeout(
 
 fn spawn_reader(
     source: impl io::Read + Send + 'static,
+    stream: Stream,
     log: &SharedLog,
     scanner: Option<Arc<Mutex<ResultScanner>>>,
     done: &mpsc::Sender<()>,
@@ -291,12 +301,12 @@ fn spawn_reader(
                 Some(scanner) => {
                     // The scanner is only touched by this thread until EOF.
                     let mut own = ResultScanner::default();
-                    capture::drain(source, &log, Some(&mut own));
+                    capture::drain(source, stream, &log, Some(&mut own));
                     *scanner
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = own;
                 }
-                None => capture::drain(source, &log, None),
+                None => capture::drain(source, stream, &log, None),
             }
             let _ = done.send(());
         })
@@ -369,11 +379,18 @@ mod tests {
         }
         // Long past the signal thread's SIGKILL of the groups it knew.
         thread::sleep(Duration::from_millis(500));
+        // The agent ignores SIGTERM from its first instruction on (inherited, unlike a
+        // shell's `trap`, which SIGTERM could beat): only SIGKILL ends it.
+        // SAFETY: this process runs only this test; nothing else handles SIGTERM here.
+        unsafe {
+            nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)
+                .unwrap();
+        }
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir.path().join("log"), &[]).unwrap();
         let spec = Spec {
-            program: PathBuf::from("/bin/sh"),
-            args: vec!["-c".into(), "trap '' TERM; sleep 60".into()],
+            program: PathBuf::from("sleep"),
+            args: vec!["60".into()],
             cwd: dir.path().to_path_buf(),
             env: Vec::new(),
             env_remove: Vec::new(),

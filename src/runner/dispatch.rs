@@ -122,8 +122,6 @@ pub fn run_all(
                             Ok(report) => report,
                             Err(err) => {
                                 log::error!("task `{}`: {err}", task.id);
-                                // Children ended: nothing more can be recorded reliably.
-                                groups::registry().signal_all(Signal::SIGKILL);
                                 let mut r = TaskReport::not_run(
                                     &task.id,
                                     &task.instance,
@@ -131,14 +129,19 @@ pub fn run_all(
                                     &err.to_string(),
                                 );
                                 r.attempts = 1;
-                                st.runner_error.get_or_insert(err);
+                                runner_failed(&mut st, err);
                                 r
                             }
                         };
-                        st.cost += report.cost_usd.unwrap_or(0.0);
+                        // A negative or non-finite cost never lowers the total (task.rs
+                        // already drops it; a report from elsewhere might not).
+                        st.cost += report
+                            .cost_usd
+                            .filter(|c| task::valid_cost(*c))
+                            .unwrap_or(0.0);
                         st.scheduler.finish(i, report.status);
                         if let Err(err) = ctx.emit(&Event::TaskFinished { task: &report }) {
-                            st.runner_error.get_or_insert(err);
+                            runner_failed(&mut st, err);
                         }
                         st.reports.insert(task.id.clone(), report);
                         st.running -= 1;
@@ -163,6 +166,15 @@ pub fn run_all(
     }
 }
 
+/// The runner itself failed (exit 3): record the first error, stop the run — no agent,
+/// check or retry starts from here on (see [`signals::stopping`]) — and end every running
+/// child at once: nothing more can be recorded reliably.
+fn runner_failed(st: &mut State, err: Error) {
+    st.runner_error.get_or_insert(err);
+    signals::stop();
+    groups::registry().signal_all(Signal::SIGKILL);
+}
+
 fn finish_unstarted(
     ctx: &RunContext<'_>,
     st: &mut MutexGuard<'_, State>,
@@ -173,7 +185,7 @@ fn finish_unstarted(
     let task = &ctx.plan.tasks[i];
     let report = TaskReport::not_run(&task.id, &task.instance, status, reason);
     if let Err(err) = ctx.emit(&Event::TaskFinished { task: &report }) {
-        st.runner_error.get_or_insert(err);
+        runner_failed(st, err);
     }
     st.reports.insert(task.id.clone(), report);
 }

@@ -100,7 +100,8 @@ fn agent_env(
 }
 
 /// Values of environment variables whose names contain KEY, TOKEN, SECRET or PASSWORD, from
-/// the runner's environment and every agent's `env`.
+/// the runner's environment and every agent's `env`; each also as it appears inside a JSON
+/// string (Claude Code's stream-json escapes `"`, `\\` and control characters).
 fn secrets(settings: &Settings) -> Vec<String> {
     let secret_name = |name: &str| {
         let upper = name.to_ascii_uppercase();
@@ -114,9 +115,24 @@ fn secrets(settings: &Settings) -> Vec<String> {
         .filter(|(k, v)| secret_name(k) && !v.is_empty())
         .map(|(_, v)| v)
         .collect();
+    with_json_forms(&mut values);
+    values
+}
+
+/// Adds to `values` the JSON-escaped form of each that has one of its own; sorts and
+/// deduplicates.
+fn with_json_forms(values: &mut Vec<String>) {
+    let escaped: Vec<String> = values
+        .iter()
+        .filter_map(|v| {
+            let quoted = serde_json::to_string(v).ok()?;
+            let inner = &quoted[1..quoted.len() - 1];
+            (inner != v).then(|| inner.to_string())
+        })
+        .collect();
+    values.extend(escaped);
     values.sort();
     values.dedup();
-    values
 }
 
 /// RFC 3339 in UTC, to the millisecond (run durations are computed from it).
@@ -372,4 +388,24 @@ fn preflight(plan: &Plan, settings: &Settings, selected: &BTreeSet<String>) -> R
         crate::agent::claude::check_version(agent)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_also_redacted_as_json_escapes_them() {
+        let mut values = vec!["pa\"ss\\word1".to_string(), "plain-secret".to_string()];
+        with_json_forms(&mut values);
+        assert_eq!(
+            values,
+            ["pa\"ss\\word1", "pa\\\"ss\\\\word1", "plain-secret"]
+        );
+        let r = Redactor::new(&values);
+        assert_eq!(
+            r.redact_str(r#"{"text":"pw pa\"ss\\word1 and pa"ss\word1"}"#),
+            r#"{"text":"pw [redacted] and [redacted]"}"#
+        );
+    }
 }

@@ -89,6 +89,17 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
     let mut cost = None::<f64>;
 
     for attempt_no in 1..=max_attempts {
+        // Nothing is started once the run is stopping (a signal during the snapshot, a
+        // runner error elsewhere): the task, or what is left of its retries, is cut short.
+        if signals::stopping() {
+            report.status = Status::Interrupted;
+            report.error = Some(if attempt_no == 1 {
+                format!("{} before the task started", signals::stop_reason())
+            } else {
+                format!("{} before attempt {attempt_no}", signals::stop_reason())
+            });
+            break;
+        }
         if attempt_no > 1 {
             roll_back(&ws, &before, &ignore, &store, &mut report.notes);
         }
@@ -143,7 +154,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
                 .display()
         ))?;
         report.history.push(attempt.report);
-        if matches!(report.status, Status::Passed | Status::Interrupted) || signals::interrupted() {
+        // A run that is stopping is seen at the top of the loop.
+        if matches!(report.status, Status::Passed | Status::Interrupted) {
             break;
         }
     }
@@ -168,9 +180,17 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             )?;
             report.patch = Some(rel);
         }
+        // Names and link targets can hold a secret as well as contents can.
         for change in &mut report.changes {
-            if let Some(d) = &change.diff {
-                change.diff = Some(ctx.redactor.redact_str(d));
+            change.path = ctx.redactor.redact_str(&change.path);
+            for text in [
+                &mut change.diff,
+                &mut change.target_before,
+                &mut change.target_after,
+            ] {
+                if let Some(t) = text.as_deref() {
+                    *text = Some(ctx.redactor.redact_str(t));
+                }
             }
         }
     }
@@ -296,14 +316,14 @@ fn run_attempt(
         notes.extend(ws.repair()?);
         let mut result = outcome.result_line.as_deref().and_then(agent::parse_result);
         if let Some(r) = result.as_mut() {
-            own_cost(ws, start_session.as_deref(), r)?;
+            notes.extend(own_cost(ws, start_session.as_deref(), r)?);
             if let (Some(id), SessionMode::Resume) = (r.session_id.as_deref(), agent.session) {
                 ws.set_session_id(id)?;
             }
         }
         let failed = outcome.exit != Exit::Code(0)
             || result.as_ref().is_some_and(|r| r.is_error == Some(true));
-        if failed && !outcome.timed_out && !signals::interrupted() {
+        if failed && !outcome.timed_out && !signals::stopping() {
             let unknown = result.as_ref().is_some_and(|r| {
                 agent::is_unknown_session(&r.errors.join("\n"))
                     || agent::is_unknown_session(r.result.as_deref().unwrap_or_default())
@@ -335,7 +355,7 @@ fn run_attempt(
                     capture::lock(&log).note(&format!("--- borg-batch: {msg}"));
                     notes.push(msg);
                     sleep_unless_interrupted(wait);
-                    if !signals::interrupted() {
+                    if !signals::stopping() {
                         continue;
                     }
                 }
@@ -346,8 +366,9 @@ fn run_attempt(
 
     let after = take_snapshot(ws, ignore, Some(before), store).ok();
     let mut error = None;
-    let status = if signals::interrupted() && outcome.exit != Exit::Code(0) {
-        error = Some("the run was interrupted".to_string());
+    let status = if signals::stopping() && outcome.exit != Exit::Code(0) {
+        // Ended by the runner (a signal, or the kill after a runner error), not by itself.
+        error = Some(signals::stop_reason().to_string());
         Status::Interrupted
     } else if outcome.timed_out {
         error = Some(format!(
@@ -364,7 +385,12 @@ fn run_attempt(
 
     let mut tests = None;
     let status = match (&task.check, status) {
-        (Some(check), Status::Passed) if !signals::interrupted() => {
+        // A task passes only by its check: none is started once the run is stopping.
+        (Some(_), Status::Passed) if signals::stopping() => {
+            error = Some(format!("{} before the check", signals::stop_reason()));
+            Status::Interrupted
+        }
+        (Some(check), Status::Passed) => {
             let checked = run_check(ctx, task, agent, ws, attempt_no, timeout, check, &log)?;
             error = checked.error;
             tests = checked.tests;
@@ -397,12 +423,26 @@ fn run_attempt(
 }
 
 /// Turns the CLI's cumulative `total_cost_usd` of a resumed session into this attempt's own
-/// cost, and remembers the new cumulative figure for the session's next task.
-fn own_cost(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> Result<()> {
+/// cost, and remembers the new cumulative figure for the session's next task. A negative or
+/// non-finite figure (which would get past `--max-cost`) is unknown; the note says so.
+fn own_cost(
+    ws: &Workspace,
+    resumed: Option<&str>,
+    result: &mut AgentResult,
+) -> Result<Option<String>> {
     let Some(total) = result.total_cost_usd else {
-        return Ok(());
+        return Ok(None);
     };
-    let before = resumed.map_or(0.0, |id| ws.session_cost(id));
+    if !valid_cost(total) {
+        result.total_cost_usd = None;
+        return Ok(Some(format!(
+            "the agent reported an invalid cost (total_cost_usd {total}); counted as unknown"
+        )));
+    }
+    let before = resumed
+        .map(|id| ws.session_cost(id))
+        .filter(|c| valid_cost(*c))
+        .unwrap_or(0.0);
     // A forked session may or may not carry its parent's cost: never report less than 0.
     result.total_cost_usd = Some(if total >= before {
         total - before
@@ -412,7 +452,12 @@ fn own_cost(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> 
     if let Some(id) = &result.session_id {
         ws.set_session_cost(id, total)?;
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Whether `cost` is a real amount of money: finite and not negative.
+pub(super) fn valid_cost(cost: f64) -> bool {
+    cost.is_finite() && cost >= 0.0
 }
 
 /// Why the agent did not pass, by the pass rule (timeouts are handled by the caller).
@@ -490,10 +535,10 @@ fn run_check(
         log.write(&output);
     }
     let counts = agent::testcounts::parse(&String::from_utf8_lossy(&output));
-    let verdict = if signals::interrupted() && outcome.exit != Exit::Code(0) {
+    let verdict = if signals::stopping() && outcome.exit != Exit::Code(0) {
         (
             Status::Interrupted,
-            Some("the run was interrupted during the check".to_string()),
+            Some(format!("{} during the check", signals::stop_reason())),
         )
     } else if outcome.timed_out {
         (
@@ -546,7 +591,7 @@ fn backoff(try_no: u32) -> Duration {
 
 fn sleep_unless_interrupted(total: Duration) {
     let end = Instant::now() + total;
-    while Instant::now() < end && !signals::interrupted() {
+    while Instant::now() < end && !signals::stopping() {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
     }
 }

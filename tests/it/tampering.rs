@@ -134,3 +134,46 @@ fn fifos_in_place_of_session_md_and_blobs_do_not_hang_the_runner() {
     );
     assert_eq!(task(&r, "t2")["status"], "passed");
 }
+
+#[test]
+fn a_forged_group_record_never_gets_another_process_killed() {
+    let p = Project::new();
+    // A process that is not the runner's, in a group of its own.
+    let mut stranger = std::process::Command::new("setsid")
+        .args(["sleep", "300"])
+        .spawn()
+        .unwrap();
+    let pid = stranger.id();
+    assert!(crate::support::wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains("sleep"))
+    }));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    // The agent writes a record naming the stranger, as if the runner had started it.
+    plan(
+        &p,
+        &format!(
+            "cd ..; printf '{{\"pgid\":{pid},\"start_ticks\":{ticks},\"run_id\":\"%s\",\
+             \"instance\":\"dev\"}}' \"$BORG_RUN_ID\" > state/running.json.forged"
+        ),
+        "",
+    );
+    let out = run(&p, &["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // Put the forged record where the next run looks, as a killed run would leave it.
+    std::fs::rename(
+        p.join("workspaces/dev/state/running.json.forged"),
+        p.join("workspaces/dev/state/running.json"),
+    )
+    .unwrap();
+    let out = run(&p, &["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let alive = stranger.try_wait().unwrap().is_none();
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert!(alive, "the forged record got an unrelated process killed");
+}

@@ -18,6 +18,7 @@ mod output;
 mod retries;
 mod run_directory;
 mod signals;
+mod stopping;
 mod workspaces;
 
 use std::fs::File;
