@@ -22,7 +22,7 @@ mod stopping;
 mod workspaces;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -200,4 +200,30 @@ fn run_file(p: &Project, plan: &str, rel: &str) -> Vec<u8> {
 fn task_log(p: &Project, plan: &str, t: &Value) -> String {
     let rel = t["log"].as_str().expect("the task has a log");
     String::from_utf8_lossy(&run_file(p, plan, rel)).into_owned()
+}
+
+/// Fails if any file under `root` (or `root` itself) holds `secret`.
+fn assert_nowhere(root: &Path, secret: &str) {
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+            continue;
+        }
+        seen += 1;
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds `{secret}`:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    assert!(seen >= 1, "nothing was checked under {}", root.display());
 }

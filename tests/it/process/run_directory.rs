@@ -5,8 +5,8 @@
 use crate::support::{Project, task};
 
 use super::{
-    Reaper, SECS, assert_no_survivor, inline_agent, marker, one_instance_plan, run_within, spawn,
-    task_log,
+    Reaper, SECS, assert_no_survivor, assert_nowhere, inline_agent, marker, one_instance_plan,
+    run_within, spawn, task_log,
 };
 
 #[test]
@@ -125,33 +125,4 @@ tasks: [{{id: t, instance: w, prompt: go}}]
     assert_nowhere(&p.join("workspaces/w/session.md"), secret);
     assert_nowhere(&p.join("workspaces/w/logs"), secret);
     assert!(!ended.stdout.contains(secret) && !ended.stderr.contains(secret));
-}
-
-/// Fails if any file under `root` (or `root` itself) holds `secret`.
-fn assert_nowhere(root: &std::path::Path, secret: &str) {
-    let mut stack = vec![root.to_path_buf()];
-    let mut seen = 0;
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-            continue;
-        }
-        seen += 1;
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(
-            memchr_find(&bytes, secret.as_bytes()).is_none(),
-            "{} holds the secret",
-            path.display()
-        );
-    }
-    assert!(seen >= 1, "nothing was checked under {}", root.display());
-}
-
-fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -3,40 +3,12 @@
 //! says can neither get past `--max-cost` (a negative cost) nor carry a secret into the run
 //! directory (JSON-escaped in its output, in a file name or a link target).
 
-use std::path::Path;
-
 use crate::support::{Project, task};
 
 use super::{
-    Reaper, SECS, assert_no_survivor, inline_agent, marker, one_instance_plan, run_within, spawn,
-    task_log,
+    Reaper, SECS, assert_no_survivor, assert_nowhere, inline_agent, marker, one_instance_plan,
+    run_within, spawn, task_log,
 };
-
-/// Asserts that no file under `root` holds `secret`.
-fn assert_nowhere(root: &Path, secret: &str) {
-    let mut stack = vec![root.to_path_buf()];
-    let mut seen = 0;
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-            continue;
-        }
-        seen += 1;
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "{} holds `{secret}`:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        );
-    }
-    assert!(seen >= 1, "nothing was checked under {}", root.display());
-}
 
 #[test]
 fn a_runner_error_spawns_no_retry_and_the_killed_task_is_interrupted() {
