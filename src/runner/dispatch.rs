@@ -14,6 +14,7 @@ use crate::report::{Status, TaskReport};
 use crate::schedule::{Next, Scheduler};
 
 use super::RunContext;
+use super::attempt;
 use super::events::{Event, Reporter};
 use super::task::{self, InstanceMemory};
 
@@ -137,7 +138,7 @@ pub fn run_all(
                         // already drops it; a report from elsewhere might not).
                         st.cost += report
                             .cost_usd
-                            .filter(|c| task::valid_cost(*c))
+                            .filter(|c| attempt::valid_cost(*c))
                             .unwrap_or(0.0);
                         st.scheduler.finish(i, report.status);
                         if let Err(err) = ctx.emit(&Event::TaskFinished { task: &report }) {

@@ -5,6 +5,8 @@
 //! directory and its `latest` link, dispatch the tasks on a rayon pool, and write the
 //! reports. The runner never prints: it emits [`events::Event`]s to its reporters.
 
+mod attempt;
+mod check;
 mod dispatch;
 mod dry_run;
 pub mod events;
