@@ -209,6 +209,7 @@ mod tests {
             passed,
             failed,
             skipped,
+            ..TestCounts::default()
         })
     }
 

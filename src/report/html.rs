@@ -119,7 +119,7 @@ fn header(report: &Report) -> String {
         let _ = write!(
             out,
             "<span class=\"chip plain\">tests <b>{}</b></span>",
-            tests_line(Some(tests))
+            tests_line(Some(&tests))
         );
     }
     out.push_str("</div>\n</header>\n");
@@ -148,7 +148,7 @@ fn overview(report: &Report) -> String {
             task_duration(t),
             task_cost(t.cost_usd),
             files(t),
-            tests_line(t.tests)
+            tests_line(t.tests.as_ref())
         );
     }
     out.push_str("</tbody></table>\n");
@@ -222,7 +222,7 @@ fn card(t: &TaskReport) -> String {
         fact("Cost", task_cost(t.cost_usd));
     }
     if t.tests.is_some() {
-        fact("Tests", tests_line(t.tests));
+        fact("Tests", tests_line(t.tests.as_ref()));
     }
     if let Some(code) = t.exit_code {
         fact("Exit code", code.to_string());

@@ -180,7 +180,7 @@ fn properties(t: &TaskReport) -> Vec<Property> {
             props.push(Property::new(name, clean(v)));
         }
     }
-    if let Some(tests) = t.tests {
+    if let Some(tests) = &t.tests {
         props.push(Property::new(
             "tests",
             format!(

@@ -137,7 +137,7 @@ pub fn render_summary(report: &Report) -> String {
             task_duration(t),
             task_cost(t.cost_usd),
             files_cell(&t.changes),
-            tests_line(t.tests)
+            tests_line(t.tests.as_ref())
         );
     }
     out

@@ -10,7 +10,7 @@ pub mod progress;
 pub mod summary;
 
 pub use model::{
-    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts,
+    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts, TestFailure,
 };
 
 use std::path::Path;

@@ -96,12 +96,28 @@ impl Summary {
     }
 }
 
-/// Test counts parsed from a check's output.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A task's test results: from the JUnit files its check wrote, else from the summary
+/// lines of the runners in the check's output (SPEC.md "The run directory": `tests`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestCounts {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// The output told only part of the truth (go test without `-v` names failures but
+    /// not passes): the counts are what is known, not the whole suite.
+    #[serde(default)]
+    pub partial: bool,
+    /// Each failing test the runner named, in the order it named them.
+    #[serde(default)]
+    pub failures: Vec<TestFailure>,
+}
+
+/// One failing test: its name as the runner gives it and the first lines of its message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFailure {
+    pub name: String,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// One task's outcome.
@@ -128,6 +144,10 @@ pub struct TaskReport {
     /// Why the task did not pass, in words.
     pub error: Option<String>,
     pub tests: Option<TestCounts>,
+    /// The last lines of the check's output (or the agent's, where the agent failed) that
+    /// show why the task did not pass; null for a task that passed or never ran.
+    #[serde(default)]
+    pub failure_output: Option<String>,
     /// The final attempt's log, relative to the run directory.
     pub log: Option<String>,
     /// `diffs/<task>.patch`, or null when the task made no text change.
@@ -158,6 +178,7 @@ impl TaskReport {
             result: None,
             error: Some(reason.to_string()),
             tests: None,
+            failure_output: None,
             log: None,
             patch: None,
             history: Vec::new(),

@@ -143,8 +143,9 @@ pub fn task_cost(cost: Option<f64>) -> String {
     cost.map_or_else(|| "–".to_string(), usd)
 }
 
-/// `12 passed, 1 failed`: zero counts left out, except a lone `0 passed`.
-pub fn tests_line(tests: Option<TestCounts>) -> String {
+/// `12 passed, 1 failed`: zero counts left out, except a lone `0 passed`; `(partial)` where
+/// the output told only part of the truth.
+pub fn tests_line(tests: Option<&TestCounts>) -> String {
     let Some(t) = tests else {
         return "–".to_string();
     };
@@ -161,7 +162,12 @@ pub fn tests_line(tests: Option<TestCounts>) -> String {
     if parts.is_empty() {
         parts.push("0 passed".to_string());
     }
-    parts.join(", ")
+    let line = parts.join(", ");
+    if t.partial {
+        format!("{line} (partial)")
+    } else {
+        line
+    }
 }
 
 /// The sum of every task's test counts, or `None` when no task reported any.
@@ -169,11 +175,16 @@ pub fn total_tests(report: &Report) -> Option<TestCounts> {
     report
         .tasks
         .iter()
-        .filter_map(|t| t.tests)
-        .reduce(|a, b| TestCounts {
-            passed: a.passed + b.passed,
-            failed: a.failed + b.failed,
-            skipped: a.skipped + b.skipped,
+        .filter_map(|t| t.tests.as_ref())
+        .fold(None, |sum: Option<TestCounts>, t| {
+            let sum = sum.unwrap_or_default();
+            Some(TestCounts {
+                passed: sum.passed + t.passed,
+                failed: sum.failed + t.failed,
+                skipped: sum.skipped + t.skipped,
+                partial: sum.partial || t.partial,
+                failures: Vec::new(),
+            })
         })
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use borg_batch::config::{self, Format};
 use borg_batch::report::{
-    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts, html,
-    markdown, render, summary,
+    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts,
+    TestFailure, html, markdown, render, summary,
 };
 use borg_batch::runner::events::{Event, Reporter};
 
@@ -40,6 +40,7 @@ fn counts(passed: u64, failed: u64, skipped: u64) -> Option<TestCounts> {
         passed,
         failed,
         skipped,
+        ..TestCounts::default()
     })
 }
 
@@ -114,7 +115,27 @@ pub fn sample() -> Report {
         attempt(2, Status::Failed, Some("agent exited with code 1"), "auth"),
     ];
     auth.log = Some("logs/auth.2.log".into());
-    auth.tests = counts(9, 3, 0);
+    auth.tests = counts(9, 3, 0).map(|mut t| {
+        t.failures = vec![
+            TestFailure {
+                name: "auth::tests::login_rejects_bad_password".into(),
+                message: "assertion `left == right` failed\n  left: 401\n right: 200".into(),
+            },
+            TestFailure {
+                name: format!("auth::tests::{XSS}"),
+                message: "panicked at src/auth.rs:9:5: </failure>]]>".into(),
+            },
+            TestFailure {
+                name: "auth::tests::token_expiry".into(),
+                message: String::new(),
+            },
+        ];
+        t
+    });
+    auth.failure_output = Some(format!(
+        "---- auth::tests::login_rejects_bad_password stdout ----\nassertion failed {XSS}\n\n\
+         test result: FAILED. 9 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out\n"
+    ));
     auth.patch = Some("diffs/auth.patch".into());
     auth.notes = vec!["session `abc` could not be resumed; started a fresh one".into()];
     let mut page = text_change(
