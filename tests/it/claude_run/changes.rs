@@ -129,7 +129,7 @@ tasks:
     assert_passed(green);
     assert_eq!(
         green["tests"],
-        serde_json::json!({"passed": 3, "failed": 1, "skipped": 2})
+        serde_json::json!({"passed": 3, "failed": 1, "skipped": 2, "partial": false, "failures": []})
     );
     let red = task(&r, "red");
     assert_eq!(red["status"], "failed", "{red:#}");
@@ -137,7 +137,7 @@ tasks:
     assert_eq!(red["result"], "red done");
     assert_eq!(
         red["tests"],
-        serde_json::json!({"passed": 3, "failed": 1, "skipped": 2})
+        serde_json::json!({"passed": 3, "failed": 1, "skipped": 2, "partial": false, "failures": []})
     );
     let error = red["error"].as_str().unwrap();
     assert!(error.contains("check"), "{error}");
