@@ -77,7 +77,7 @@ fn render(
     out.push_str("\ncommands:\n");
     for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
         let agent = settings.agent(&task.instance);
-        let ws = Workspace::new(&settings.workspaces, &task.instance);
+        let ws = Workspace::new(&settings.workspaces, &plan.name, &task.instance);
         let inst = plan
             .instance(&task.instance)
             .expect("tasks name known instances");

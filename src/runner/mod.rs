@@ -43,7 +43,7 @@ pub struct RunContext<'a> {
 
 impl RunContext<'_> {
     pub fn workspace(&self, instance: &str) -> Workspace {
-        Workspace::new(&self.settings.workspaces, instance)
+        Workspace::new(&self.settings.workspaces, &self.plan.name, instance)
     }
 
     pub fn role_context(&self, instance: &str) -> String {
@@ -182,7 +182,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         .iter()
         .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
     {
-        let ws = Workspace::new(&settings.workspaces, &instance.name);
+        let ws = Workspace::new(&settings.workspaces, &plan.name, &instance.name);
         // What an earlier run's agent left in place of the runner's own files goes first:
         // the lock itself lives in state/.
         let repaired = ws.repair().map_err(Error::before_run)?;
@@ -225,7 +225,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         .iter()
         .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
     {
-        let ws = Workspace::new(&settings.workspaces, &instance.name);
+        let ws = Workspace::new(&settings.workspaces, &plan.name, &instance.name);
         let context =
             roles::role_context(&instance.role, &instance.name, instance.context.as_deref());
         let notes = ws

@@ -1,10 +1,11 @@
 //! Keeping a workspace's own files where they belong. The agent runs in `project-files/` as
 //! the same user as the runner, so it can `cd ..` and put a symlink (to anywhere) or a FIFO
-//! in place of `state/`, `logs/`, `session.md` or `project-files/` itself. Before the runner
-//! touches any of them — at the start of a run, of a task, and after every agent or check
-//! process has exited (its whole group ended) — each is checked with `lstat`: whatever is
-//! not the expected kind (a real folder, a regular file) is removed, never followed, and a
-//! folder is made again. The report's notes say what was repaired.
+//! in place of `state/`, `logs/`, `session.md`, `project-files/` itself, or the plan's shared
+//! `.borg/` (the content store) and the plan's folder. Before the runner touches any of
+//! them — at the start of a run, of a task, and after every agent or check process has
+//! exited (its whole group ended) — each is checked with `lstat`: whatever is not the
+//! expected kind (a real folder, a regular file) is removed, never followed, and a folder
+//! is made again. The report's notes say what was repaired.
 //!
 //! A process that escaped its group with `setsid` could still race this; see the README.
 
@@ -25,6 +26,8 @@ enum Kind {
 fn expected(ws: &Workspace) -> Vec<(PathBuf, Kind)> {
     let state = ws.state();
     let mut list = vec![
+        (ws.plan_root.clone(), Kind::Folder),
+        (ws.plan_state(), Kind::Folder),
         (ws.root.clone(), Kind::Folder),
         (state.clone(), Kind::Folder),
         (ws.objects(), Kind::Folder),
@@ -73,7 +76,11 @@ pub fn repair(ws: &Workspace) -> Result<Vec<String>> {
         } else {
             "not a regular file or folder"
         };
-        let shown = path.strip_prefix(&ws.root).unwrap_or(&path);
+        // Instance paths relative to the workspace, plan-level ones to the plan's folder.
+        let shown = path
+            .strip_prefix(&ws.root)
+            .or_else(|_| path.strip_prefix(&ws.plan_root))
+            .unwrap_or(&path);
         let shown = if shown.as_os_str().is_empty() {
             Path::new(".")
         } else {
@@ -110,7 +117,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
         fs::write(victim.path().join("keep.txt"), "precious").unwrap();
-        let ws = Workspace::new(dir.path(), "dev");
+        let ws = Workspace::new(dir.path(), "p", "dev");
         drop(ws.lock().unwrap());
         ws.prepare(None, "ctx", &[]).unwrap();
         // The agent's handiwork: state/ and project-files/ are links out, session.md a
@@ -145,7 +152,7 @@ mod tests {
     #[test]
     fn a_workspace_not_created_yet_stays_uncreated() {
         let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path(), "dev");
+        let ws = Workspace::new(dir.path(), "p", "dev");
         assert!(repair(&ws).unwrap().is_empty());
         assert!(!ws.root.exists());
     }

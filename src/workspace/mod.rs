@@ -1,15 +1,19 @@
 //! An instance's workspace (SPEC.md "Workspaces"):
 //!
 //! ```text
-//! <workspaces>/<instance>/
-//!   session.md       role context, then a "## Task: <time>" section per task
-//!   project-files/   the agent's working directory; the only thing snapshotted
-//!   logs/            a line per attempt
-//!   state/           the runner's own: session id, snapshot store, lock, agent config
+//! <workspaces>/<plan name>/
+//!   .borg/objects/     the content store shared by the plan's instances
+//!   <instance>/
+//!     session.md       role context, then a "## Task: <time>" section per task
+//!     project-files/   the agent's working directory; the only thing snapshotted
+//!     logs/            a line per attempt
+//!     state/           the runner's own: session id, snapshot cache, lock, agent config
 //! ```
 //!
-//! Writes only inside `<workspaces>/<instance>/`. `--fresh` removes only the plan's own
-//! instances, and never follows a symlink while removing.
+//! Each plan has its own folder, so two plans with an instance of the same name never share
+//! files or sessions. The plan-level `.borg/` can never be an instance (names never start
+//! with a dot). Writes only inside `<workspaces>/<plan name>/`. `--fresh` removes only the
+//! plan's own instances, and never follows a symlink while removing.
 
 pub mod integrity;
 pub mod lock;
@@ -33,19 +37,33 @@ const TASK_HEADING: &str = "## Task: ";
 /// How much of session.md's start is searched for the first task heading.
 const HEAD_SCAN: u64 = 1 << 20;
 
+/// The plan-level folder of the runner's own state, beside the instances.
+pub const PLAN_STATE: &str = ".borg";
+
 /// The paths of one instance's workspace.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub name: String,
+    /// `<workspaces>/<plan name>/<instance>/`.
     pub root: PathBuf,
+    /// `<workspaces>/<plan name>/`.
+    pub plan_root: PathBuf,
 }
 
 impl Workspace {
-    pub fn new(workspaces: &Path, instance: &str) -> Workspace {
+    /// The workspace of `instance` of plan `plan` under the workspaces folder.
+    pub fn new(workspaces: &Path, plan: &str, instance: &str) -> Workspace {
+        let plan_root = workspaces.join(plan);
         Workspace {
             name: instance.to_string(),
-            root: workspaces.join(instance),
+            root: plan_root.join(instance),
+            plan_root,
         }
+    }
+
+    /// The plan's own state folder, `<workspaces>/<plan name>/.borg/`.
+    pub fn plan_state(&self) -> PathBuf {
+        self.plan_root.join(PLAN_STATE)
     }
 
     pub fn project_files(&self) -> PathBuf {
@@ -64,9 +82,10 @@ impl Workspace {
         self.root.join("state")
     }
 
-    /// The content-addressed snapshot store.
+    /// The content-addressed snapshot store, shared by the plan's instances (so work
+    /// handed from one to another is stored once).
     pub fn objects(&self) -> PathBuf {
-        self.state().join("objects")
+        self.plan_state().join("objects")
     }
 
     /// The last snapshot of `project-files/`, the next snapshot's cache.
@@ -132,7 +151,7 @@ impl Workspace {
         if !project.exists() {
             fsutil::create_dir_all(&project)?;
             if let Some(template) = template {
-                let workspaces = self.root.parent().unwrap_or(&self.root);
+                let workspaces = self.plan_root.parent().unwrap_or(&self.plan_root);
                 let mut skip = skip.to_vec();
                 skip.push(workspaces);
                 notes = template::copy(template, &project, &skip)
@@ -255,7 +274,7 @@ mod tests {
     #[test]
     fn session_md_has_role_context_then_task_sections() {
         let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path(), "dev");
+        let ws = Workspace::new(dir.path(), "p", "dev");
         let _lock = ws.lock().unwrap();
         ws.prepare(None, "You are the developer.", &[]).unwrap();
         ws.begin_task("2026-01-01T00:00:00Z", "a", "Write a.txt")
@@ -275,7 +294,7 @@ mod tests {
     #[test]
     fn a_second_lock_on_the_same_instance_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path(), "dev");
+        let ws = Workspace::new(dir.path(), "p", "dev");
         let _held = ws.lock().unwrap();
         let err = ws.lock().unwrap_err();
         assert!(
@@ -289,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("keep.txt"), "x").unwrap();
-        let ws = Workspace::new(dir.path(), "dev");
+        let ws = Workspace::new(dir.path(), "p", "dev");
         drop(ws.lock().unwrap());
         ws.prepare(None, "ctx", &[]).unwrap();
         ws.set_session_id("abc").unwrap();

@@ -120,7 +120,7 @@ fn fifos_in_place_of_session_md_and_blobs_do_not_hang_the_runner() {
     let p = Project::new();
     plan(
         &p,
-        "cd ../state/objects && for f in [0-9a-f]*; do rm -f $f; mkfifo $f; done; cd ../..; \
+        "cd ../../.borg/objects && for f in [0-9a-f]*; do rm -f $f; mkfifo $f; done; cd ../../dev; \
          rm -f session.md; mkfifo session.md; cd project-files; echo changed > a.txt",
         "",
     );
@@ -166,8 +166,8 @@ fn a_forged_group_record_never_gets_another_process_killed() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     // Put the forged record where the next run looks, as a killed run would leave it.
     std::fs::rename(
-        p.join("workspaces/dev/state/running.json.forged"),
-        p.join("workspaces/dev/state/running.json"),
+        p.join("workspaces/evil/dev/state/running.json.forged"),
+        p.join("workspaces/evil/dev/state/running.json"),
     )
     .unwrap();
     let out = run(&p, &["plan.yaml"]);

@@ -54,7 +54,10 @@ tasks: [{id: lock, instance: dev, prompt: go}]
     assert!(notes.contains("template: skipped `secret.txt`"), "{t:#}");
     assert!(notes.contains("not snapshotted: `locked.txt`"), "{t:#}");
     // The rest of the template was copied and the readable change is reported.
-    assert_eq!(p.read("workspaces/dev/project-files/readme.txt"), "hello\n");
+    assert_eq!(
+        p.read("workspaces/nobody/dev/project-files/readme.txt"),
+        "hello\n"
+    );
     let paths: Vec<&str> = t["changes"]
         .as_array()
         .unwrap()

@@ -62,7 +62,9 @@ tasks:
         assert_eq!(change(t, &format!("{name}.txt"))["kind"], "added");
         sessions.push(t["session_id"].as_str().unwrap().to_owned());
         // The instance's own configuration: written by its CLI, and valid JSON.
-        let config = rig.root.join(format!("workspaces/{name}/state/claude"));
+        let config = rig
+            .root
+            .join(format!("workspaces/plan/{name}/state/claude"));
         let json = config.join(".claude.json");
         let text = fs::read_to_string(&json).unwrap_or_else(|e| {
             panic!(

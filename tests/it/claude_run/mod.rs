@@ -61,7 +61,7 @@ impl Rig {
     /// The instance's `project-files/`, where its agent works.
     fn files(&self, instance: &str) -> PathBuf {
         self.root
-            .join(format!("workspaces/{instance}/project-files"))
+            .join(format!("workspaces/plan/{instance}/project-files"))
     }
 
     /// The temporary `HOME` of every borg-batch run here.

@@ -65,7 +65,7 @@ tasks:
     // A new conversation: nothing of the first answer but what session.md recorded.
     assert!(!fake_api::conversation_text(&requests[1]).contains("first answer"));
     assert!(
-        !rig.p.join("workspaces/dev/state/session_id").exists(),
+        !rig.p.join("workspaces/plan/dev/state/session_id").exists(),
         "no session kept for fresh"
     );
 }

@@ -64,7 +64,7 @@ fn tasks_of_one_instance_share_one_session_across_tasks_and_runs() {
         "second prompt: what was the word?",
         "{second}"
     );
-    let stored = rig.p.read("workspaces/dev/state/session_id");
+    let stored = rig.p.read("workspaces/plan/dev/state/session_id");
     assert_eq!(stored.trim(), latest_session, "the newest session is kept");
 
     // A second run of the plan continues the same session.
@@ -127,9 +127,9 @@ tasks:
 "#,
     );
     let bogus = "11111111-2222-3333-4444-555555555555";
-    rig.p.write("workspaces/dev/state/session_id", bogus);
+    rig.p.write("workspaces/plan/dev/state/session_id", bogus);
     rig.p.write(
-        "workspaces/dev/session.md",
+        "workspaces/plan/dev/session.md",
         "# Session: dev\n\nYou are the developer.\n\n## Task: 2026-01-01T00:00:00Z\n\n\
          Task `earlier`:\n\nEARLIER-TASK-MARKER build the parser\n\nOutcome: passed\n",
     );
@@ -146,7 +146,7 @@ tasks:
     let session = t["session_id"].as_str().unwrap();
     assert_ne!(session, bogus);
     assert_eq!(
-        rig.p.read("workspaces/dev/state/session_id").trim(),
+        rig.p.read("workspaces/plan/dev/state/session_id").trim(),
         session
     );
     let notes = t["notes"].to_string();

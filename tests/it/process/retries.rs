@@ -48,7 +48,7 @@ fn flaky_then_passing_is_passed_and_flaky_and_a_retry_starts_from_the_before_sta
         "attempt 1 junk=no\nattempt 2 junk=no\n",
         "attempt 2 saw attempt 1's junk"
     );
-    let files = p.join("workspaces/w/project-files");
+    let files = p.join("workspaces/flaky/w/project-files");
     assert!(!files.join("junk").exists());
     assert_eq!(
         std::fs::read_to_string(files.join("kept.txt")).unwrap(),

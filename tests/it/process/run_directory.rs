@@ -122,7 +122,7 @@ tasks: [{{id: t, instance: w, prompt: go}}]
     assert_eq!(t["history"][1]["error"], said);
     assert!(task_log(&p, "words", t).contains("uses [redacted]"));
     assert_nowhere(&p.latest("words"), secret);
-    assert_nowhere(&p.join("workspaces/w/session.md"), secret);
-    assert_nowhere(&p.join("workspaces/w/logs"), secret);
+    assert_nowhere(&p.join("workspaces/words/w/session.md"), secret);
+    assert_nowhere(&p.join("workspaces/words/w/logs"), secret);
     assert!(!ended.stdout.contains(secret) && !ended.stderr.contains(secret));
 }

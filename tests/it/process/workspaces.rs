@@ -35,7 +35,7 @@ fn fifos_in_a_template_and_made_by_the_agent_do_not_block() {
         notes.contains("`pipe`"),
         "no note about the template's FIFO: {notes}"
     );
-    let files = p.join("workspaces/w/project-files");
+    let files = p.join("workspaces/fifo/w/project-files");
     assert!(files.join("file.txt").exists());
     assert!(!files.join("pipe").exists(), "the FIFO was copied");
     let paths: Vec<&str> = t["changes"]

@@ -131,7 +131,10 @@ tasks:
         "git apply: {}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    assert_eq!(tree(&copy), tree(&p.join("workspaces/dev/project-files")));
+    assert_eq!(
+        tree(&copy),
+        tree(&p.join("workspaces/patch/dev/project-files"))
+    );
 }
 
 #[test]
@@ -174,7 +177,10 @@ tasks: [{id: grow, instance: dev, prompt: "@append big.txt one more line"}]
         "git apply: {}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    assert_eq!(tree(&copy), tree(&p.join("workspaces/dev/project-files")));
+    assert_eq!(
+        tree(&copy),
+        tree(&p.join("workspaces/big/dev/project-files"))
+    );
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {

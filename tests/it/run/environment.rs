@@ -29,7 +29,7 @@ tasks: [{id: t, instance: dev, prompt: "@sleep 5"}]
     let r = p.report("envy");
     assert_eq!(task(&r, "t")["status"], "timed_out");
     assert_eq!(task(&r, "t")["error"], "the agent timed out after 300ms");
-    assert!(p.join("elsewhere/dev/session.md").exists());
+    assert!(p.join("elsewhere/envy/dev/session.md").exists());
     // A command-line flag beats the environment.
     let out = p
         .command()
@@ -39,7 +39,7 @@ tasks: [{id: t, instance: dev, prompt: "@sleep 5"}]
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert!(p.join("flagged/dev/session.md").exists());
+    assert!(p.join("flagged/envy/dev/session.md").exists());
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn only_runs_the_task_and_its_needs_that_have_not_passed() {
     assert_eq!(task(&r, "mid")["carried_over"], true);
     assert_eq!(task(&r, "mid")["status"], "passed");
     assert_eq!(
-        p.read("workspaces/y/project-files/count.txt"),
+        p.read("workspaces/chain/y/project-files/count.txt"),
         "mid\ntop\ntop\n"
     );
     // An unknown id is refused before anything runs.
@@ -93,8 +93,11 @@ fn a_workspace_is_created_on_first_use_only() {
     p.plan(CHAIN);
     let out = p.run(&["plan.yaml", "--only", "base"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert!(p.join("workspaces/x/session.md").exists());
-    assert!(!p.join("workspaces/y").exists(), "instance y ran nothing");
+    assert!(p.join("workspaces/chain/x/session.md").exists());
+    assert!(
+        !p.join("workspaces/chain/y").exists(),
+        "instance y ran nothing"
+    );
     let r = p.report("chain");
     assert_eq!(task(&r, "mid")["error"], "not selected");
 }

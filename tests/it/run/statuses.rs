@@ -63,7 +63,7 @@ fn every_status_is_reported_and_a_failure_exits_1() {
     assert_eq!(skipped["error"], "need `bad` did not pass (failed)");
     assert_eq!(skipped["attempts"], 0);
     assert_eq!(task(&r, "after-good")["status"], "passed");
-    assert!(!p.join("workspaces/a/project-files/never.txt").exists());
+    assert!(!p.join("workspaces/plan/a/project-files/never.txt").exists());
     let s = &r["summary"];
     assert_eq!(
         (

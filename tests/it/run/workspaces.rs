@@ -21,7 +21,7 @@ tasks:
 "#,
     );
     p.run(&["plan.yaml"]);
-    let text = p.read("workspaces/dev/session.md");
+    let text = p.read("workspaces/sess/dev/session.md");
     assert!(
         text.starts_with("# Session: dev\n\nYou are the developer."),
         "{text}"
@@ -53,29 +53,29 @@ tasks:
 "#,
     );
     p.write(
-        "workspaces/stranger/project-files/mine.txt",
+        "workspaces/fresh/stranger/project-files/mine.txt",
         "not the plan's\n",
     );
     p.run(&["plan.yaml"]);
     p.run(&["plan.yaml"]);
     assert_eq!(
-        p.read("workspaces/dev/project-files/seed.txt"),
+        p.read("workspaces/fresh/dev/project-files/seed.txt"),
         "seed\nmore\nmore\n"
     );
     let out = p.run(&["plan.yaml", "--fresh"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(
-        p.read("workspaces/dev/project-files/seed.txt"),
+        p.read("workspaces/fresh/dev/project-files/seed.txt"),
         "seed\nmore\n"
     );
     assert_eq!(
-        p.read("workspaces/dev/session.md")
+        p.read("workspaces/fresh/dev/session.md")
             .matches("## Task: ")
             .count(),
         1
     );
     assert_eq!(
-        p.read("workspaces/stranger/project-files/mine.txt"),
+        p.read("workspaces/fresh/stranger/project-files/mine.txt"),
         "not the plan's\n"
     );
 }
@@ -96,19 +96,22 @@ tasks:
     let out = p.run(&["plan.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     // Another run holds `b`.
-    let file = std::fs::File::open(p.join("workspaces/b/state/lock")).unwrap();
+    let file = std::fs::File::open(p.join("workspaces/locked/b/state/lock")).unwrap();
     let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| e)
         .unwrap();
     let out = p.run(&["plan.yaml", "--fresh"]);
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("instance `b` is in use"));
-    assert_eq!(p.read("workspaces/a/project-files/a.txt"), "keep me\n");
+    assert_eq!(
+        p.read("workspaces/locked/a/project-files/a.txt"),
+        "keep me\n"
+    );
     drop(held);
     let out = p.run(&["plan.yaml", "--fresh"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(
-        p.read("workspaces/a/session.md")
+        p.read("workspaces/locked/a/session.md")
             .matches("## Task: ")
             .count(),
         1
@@ -129,7 +132,7 @@ tasks: [{id: t, instance: dev, prompt: "@print hi"}]
     );
     let out = p.run(&["plan.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    let files = p.join("workspaces/dev/project-files");
+    let files = p.join("workspaces/itself/dev/project-files");
     assert_eq!(
         std::fs::read_to_string(files.join("src/lib.txt")).unwrap(),
         "library\n"
@@ -165,8 +168,44 @@ tasks:
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = p.run(&["plan.yaml", "--fresh", "--only", "ta"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(p.read("workspaces/a/project-files/seed.txt"), "seed\na\n");
+    assert_eq!(
+        p.read("workspaces/freshonly/a/project-files/seed.txt"),
+        "seed\na\n"
+    );
     // `b` ran nothing but is recreated from its template, not left empty.
-    assert_eq!(p.read("workspaces/b/project-files/seed.txt"), "seed\n");
-    assert!(!p.read("workspaces/b/session.md").contains("## Task: "));
+    assert_eq!(
+        p.read("workspaces/freshonly/b/project-files/seed.txt"),
+        "seed\n"
+    );
+    assert!(
+        !p.read("workspaces/freshonly/b/session.md")
+            .contains("## Task: ")
+    );
+}
+
+#[test]
+fn two_plans_with_the_same_instance_names_never_share_a_workspace() {
+    let p = Project::new();
+    let plan = |name: &str| {
+        format!(
+            "name: {name}\nagent: {{kind: generic, command: \"{{agent}}\"}}\ninstances:\n  \
+             - {{name: dev, role: developer}}\ntasks:\n  \
+             - {{id: t, instance: dev, prompt: \"@append who.txt {name}\"}}\n"
+        )
+    };
+    p.plan(&plan("one"));
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    p.plan(&plan("two"));
+    let out = p.run(&["plan.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(p.read("workspaces/one/dev/project-files/who.txt"), "one\n");
+    assert_eq!(p.read("workspaces/two/dev/project-files/who.txt"), "two\n");
+    let session = p.read("workspaces/two/dev/session.md");
+    assert_eq!(session.matches("## Task: ").count(), 1, "{session}");
+    assert!(!session.contains("who.txt one"), "{session}");
+    // Each plan keeps one content store, beside its instances.
+    assert!(p.join("workspaces/one/.borg/objects").is_dir());
+    assert!(p.join("workspaces/two/.borg/objects").is_dir());
+    assert!(!p.join("workspaces/one/dev/state/objects").exists());
 }
