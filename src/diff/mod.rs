@@ -190,6 +190,15 @@ fn file_change(
     } else {
         after.map(|m| text::load(store, m))
     };
+    if old
+        .iter()
+        .chain(new.iter())
+        .any(|c| matches!(c, Content::Untrusted))
+    {
+        // A forged stored copy: neither its content nor a patch made from it.
+        change.diff = Some(UNTRUSTED.to_string());
+        return (change, None);
+    }
     change.binary = old.iter().chain(new.iter()).any(Content::is_binary);
     let name = std::str::from_utf8(path).ok();
     let side = |m: Option<&FileMeta>| m.map_or(Side::Absent, |m| Side::File(m.mode));
@@ -255,6 +264,11 @@ fn file_change(
     }
     (change, section)
 }
+
+/// The `diff` of a file whose stored copy does not match its hash (the agent wrote into the
+/// store): what it holds is never shown.
+pub const UNTRUSTED: &str =
+    "content not trusted: its stored copy does not match its hash (the store was tampered with)";
 
 /// The `diff` of a file whose content cannot be diffed: too large, or not in the store.
 fn size_line(before: Option<u64>, after: Option<u64>) -> String {

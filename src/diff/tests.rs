@@ -243,3 +243,24 @@ fn missing_blobs_give_a_size_line_not_a_panic() {
         (vec![], None)
     );
 }
+
+#[test]
+fn a_forged_blob_is_never_shown_in_a_diff() {
+    let case = Case::new(|r| fs::write(r.join("a.txt"), "original\n").unwrap());
+    let hash = case.before.file(b"a.txt").unwrap().hash.clone();
+    // The before-state's stored copy replaced by the agent, then the file changed.
+    let blob = case.store.blob_path(&hash).unwrap();
+    fs::write(&blob, "forged\n").unwrap();
+    let (changes, patch) = case.after(|r| fs::write(r.join("a.txt"), "new\n").unwrap());
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].diff.as_deref(), Some(UNTRUSTED));
+    assert!(patch.is_none(), "no patch from a forged copy: {patch:?}");
+    // A large (streamed) text blob is checked too.
+    let big = "line\n".repeat(300_000);
+    let case = Case::new(|r| fs::write(r.join("big.txt"), &big).unwrap());
+    let hash = case.before.file(b"big.txt").unwrap().hash.clone();
+    fs::write(case.store.blob_path(&hash).unwrap(), "x\n".repeat(600_000)).unwrap();
+    let (changes, patch) = case.after(|r| fs::write(r.join("big.txt"), "small\n").unwrap());
+    assert_eq!(changes[0].diff.as_deref(), Some(UNTRUSTED));
+    assert!(patch.is_none());
+}

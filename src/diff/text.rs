@@ -37,6 +37,9 @@ pub(crate) enum Content {
     },
     /// Not in the store (over the store limit, or the blob is gone).
     Unknown,
+    /// The stored copy does not match its hash: someone (the agent) wrote it, and what it
+    /// holds must never be shown.
+    Untrusted,
 }
 
 impl Content {
@@ -54,11 +57,12 @@ pub(crate) fn load(store: &Store, meta: &FileMeta) -> Content {
     if meta.size > DIFF_LIMIT {
         return match sniff_stream(store, &meta.hash) {
             Ok(binary) => Content::Large { binary },
-            Err(_) => Content::Unknown,
+            Err(e) => unavailable(&e),
         };
     }
-    let Ok(bytes) = store.read(&meta.hash) else {
-        return Content::Unknown;
+    let bytes = match store.read(&meta.hash) {
+        Ok(bytes) => bytes,
+        Err(e) => return unavailable(&e),
     };
     if bytes[..bytes.len().min(SNIFF_LEN)].contains(&0) {
         return Content::Binary;
@@ -66,6 +70,14 @@ pub(crate) fn load(store: &Store, meta: &FileMeta) -> Content {
     match String::from_utf8(bytes) {
         Ok(s) => Content::Text(s),
         Err(_) => Content::Binary,
+    }
+}
+
+fn unavailable(e: &io::Error) -> Content {
+    if crate::snapshot::is_untrusted(e) {
+        Content::Untrusted
+    } else {
+        Content::Unknown
     }
 }
 
@@ -79,33 +91,57 @@ pub(crate) fn load_large_text(store: &Store, meta: &FileMeta) -> Option<String> 
 }
 
 /// Whether the blob is binary, reading it in chunks: a NUL in its first 8 KiB, or bytes
-/// that are not UTF-8 anywhere.
+/// that are not UTF-8 anywhere. Reads to the end whatever it finds: only there is the
+/// blob known to match its hash.
 fn sniff_stream(store: &Store, hash: &str) -> io::Result<bool> {
     let mut file = store.open(hash)?;
     let mut buf = vec![0u8; 64 * 1024];
-    // Bytes of a UTF-8 sequence cut by the chunk boundary, carried to the next chunk.
-    let mut carry: Vec<u8> = Vec::new();
-    let mut seen: usize = 0;
+    let mut sniff = Sniff::default();
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(!carry.is_empty());
+            return Ok(sniff.finish());
         }
-        if seen < SNIFF_LEN && buf[..n.min(SNIFF_LEN - seen)].contains(&0) {
-            return Ok(true);
+        sniff.feed(&buf[..n]);
+    }
+}
+
+/// Binary detection over a stream of chunks (SPEC: a file is binary if its first 8 KiB
+/// hold a NUL byte or it is not UTF-8), in bounded memory.
+#[derive(Debug, Default)]
+pub(crate) struct Sniff {
+    /// Bytes of a UTF-8 sequence cut by the chunk boundary, carried to the next chunk.
+    carry: Vec<u8>,
+    seen: usize,
+    binary: bool,
+}
+
+impl Sniff {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        if self.binary {
+            return;
         }
-        seen = seen.saturating_add(n);
-        carry.extend_from_slice(&buf[..n]);
-        match std::str::from_utf8(&carry) {
-            Ok(_) => carry.clear(),
+        if self.seen < SNIFF_LEN && chunk[..chunk.len().min(SNIFF_LEN - self.seen)].contains(&0) {
+            self.binary = true;
+            return;
+        }
+        self.seen = self.seen.saturating_add(chunk.len());
+        self.carry.extend_from_slice(chunk);
+        match std::str::from_utf8(&self.carry) {
+            Ok(_) => self.carry.clear(),
             // `error_len() == None`: an incomplete sequence at the end, maybe completed
             // by the next chunk.
             Err(e) if e.error_len().is_none() => {
                 let valid = e.valid_up_to();
-                carry.drain(..valid);
+                self.carry.drain(..valid);
             }
-            Err(_) => return Ok(true),
+            Err(_) => self.binary = true,
         }
+    }
+
+    /// Whether what was fed is binary (a sequence cut at the very end is).
+    pub(crate) fn finish(&self) -> bool {
+        self.binary || !self.carry.is_empty()
     }
 }
 

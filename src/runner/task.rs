@@ -152,6 +152,9 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         let new_skips = after.skipped.iter().filter(|s| !before.skipped.contains(s));
         report.notes.extend(new_skips.map(skipped_note));
         let (changes, patch) = diff::compare(&before, after, &store);
+        report.notes.extend(changes.iter().filter(|c| c.diff.as_deref() == Some(diff::UNTRUSTED)).map(|c| {
+            format!("`{}`: its stored copy does not match its hash (the store was tampered with); its content is not shown", c.path)
+        }));
         report.changes = changes;
         if let Some(patch) = patch {
             let rel = format!("diffs/{}.patch", task.id);

@@ -21,7 +21,7 @@ use std::io;
 use std::path::Path;
 
 pub use ignore::Ignore;
-pub use store::Store;
+pub use store::{Blob, Store, is_untrusted};
 pub use walk::{WalkStats, take_with_stats};
 
 /// A path relative to the snapshot root, `/`-separated, as raw bytes (names need not be UTF-8).

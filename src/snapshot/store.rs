@@ -6,6 +6,13 @@
 //! never leaves half a blob under a valid name, and never rewritten once present (same
 //! hash, same bytes). Only names that look like a blake3 hex digest are ever opened, so a
 //! hash read from a tampered snapshot cache cannot reach outside the store.
+//!
+//! The agent can reach the store (it runs as the runner's user), so a blob is never
+//! trusted for its name: every read checks the content against its hash ([`Store::read`]
+//! after reading, [`Blob`] at the end of a stream), and a blob that does not match is an
+//! [`io::ErrorKind::InvalidData`] error ([`is_untrusted`]) — its content is never shown.
+//! A put that finds a blob already present checks it too and replaces a forged one, so a
+//! blob planted under the hash of the file the agent is about to write cannot hide it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -30,7 +37,8 @@ impl Store {
         &self.root
     }
 
-    /// The content stored under `hash`.
+    /// The content stored under `hash`, checked against it (an [`is_untrusted`] error
+    /// when it does not match).
     pub fn read(&self, hash: &str) -> io::Result<Vec<u8>> {
         let path = self.blob_path(hash)?;
         // A blob the agent swapped for a link or a FIFO is refused, never followed.
@@ -38,13 +46,33 @@ impl Store {
         crate::fsutil::open_regular(&path)
             .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
             .map_err(|e| named(&e, "read blob", &path))?;
+        if blake3::hash(&bytes).to_hex().as_str() != hash {
+            return Err(untrusted(&path));
+        }
         Ok(bytes)
     }
 
-    /// Opens the blob stored under `hash` for streaming reads.
-    pub fn open(&self, hash: &str) -> io::Result<File> {
+    /// Opens the blob stored under `hash` for streaming reads. The content is checked as
+    /// it is read: the read that reaches its end fails ([`is_untrusted`]) when it does not
+    /// match, so a consumer must read to the end before it trusts what it read.
+    pub fn open(&self, hash: &str) -> io::Result<Blob> {
         let path = self.blob_path(hash)?;
-        crate::fsutil::open_regular(&path).map_err(|e| named(&e, "open blob", &path))
+        let file = crate::fsutil::open_regular(&path).map_err(|e| named(&e, "open blob", &path))?;
+        Ok(Blob {
+            file,
+            hasher: blake3::Hasher::new(),
+            hash: hash.to_string(),
+            path,
+        })
+    }
+
+    /// Whether the blob under `hash` is present and its content matches it.
+    fn holds_genuine(&self, hash: &str) -> bool {
+        self.contains(hash)
+            && self
+                .open(hash)
+                .and_then(|mut b| io::copy(&mut b, &mut io::sink()))
+                .is_ok()
     }
 
     /// Whether a blob for `hash` is present.
@@ -63,7 +91,7 @@ impl Store {
 
     /// Stores `bytes` whose blake3 hex is `hash` (already computed by the caller).
     pub(crate) fn put_hashed(&self, hash: &str, bytes: &[u8]) -> io::Result<()> {
-        if self.contains(hash) {
+        if self.holds_genuine(hash) {
             return Ok(());
         }
         let mut temp = self.temp()?;
@@ -97,7 +125,7 @@ impl Store {
     /// Gives `temp` its final name `hash`, or drops it when that blob already exists.
     pub(crate) fn commit(&self, temp: TempBlob, hash: &str) -> io::Result<()> {
         let target = self.blob_path(hash)?;
-        if self.contains(hash) {
+        if self.holds_genuine(hash) {
             temp.discard();
             return Ok(());
         }
@@ -111,7 +139,7 @@ impl Store {
         })
     }
 
-    fn blob_path(&self, hash: &str) -> io::Result<PathBuf> {
+    pub(crate) fn blob_path(&self, hash: &str) -> io::Result<PathBuf> {
         if is_hash(hash) {
             Ok(self.root.join(hash))
         } else {
@@ -121,6 +149,42 @@ impl Store {
             ))
         }
     }
+}
+
+/// A stored blob being read, checked against its hash at its end.
+#[derive(Debug)]
+pub struct Blob {
+    file: File,
+    hasher: blake3::Hasher,
+    hash: String,
+    path: PathBuf,
+}
+
+impl io::Read for Blob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.hasher.finalize().to_hex().as_str() != self.hash {
+            return Err(untrusted(&self.path));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The error of a blob whose content does not match its name.
+fn untrusted(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "stored copy `{}` does not match its hash (tampered with): not trusted",
+            path.display()
+        ),
+    )
+}
+
+/// Whether `e` says a blob did not match its hash (see [`Store::read`]).
+pub fn is_untrusted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData && e.to_string().contains("does not match its hash")
 }
 
 /// A blob being written; removed again unless committed.
@@ -192,5 +256,24 @@ mod tests {
         assert!(!store.contains("secret"));
         let err = store.read(&"0".repeat(64)).unwrap_err();
         assert!(err.to_string().contains(&"0".repeat(64)), "{err}");
+    }
+
+    #[test]
+    fn a_forged_blob_is_refused_on_read_and_replaced_by_a_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let real = b"backdoor()\n";
+        let hash = blake3::hash(real).to_hex().to_string();
+        // The agent plants a harmless blob under the hash of the file it is about to write.
+        fs::write(store.blob_path(&hash).unwrap(), b"harmless\n").unwrap();
+        let err = store.read(&hash).unwrap_err();
+        assert!(is_untrusted(&err), "{err}");
+        let mut streamed = Vec::new();
+        let err = io::Read::read_to_end(&mut store.open(&hash).unwrap(), &mut streamed);
+        assert!(is_untrusted(&err.unwrap_err()));
+        // Storing the real content heals the store.
+        assert_eq!(store.put(real).unwrap(), hash);
+        assert_eq!(store.read(&hash).unwrap(), real);
     }
 }

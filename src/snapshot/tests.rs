@@ -422,3 +422,26 @@ fn save_and_load_round_trip_with_odd_names() {
     assert!(err.to_string().contains("snapshot.jsonl"), "{err}");
     assert!(Snapshot::load(Path::new("/nonexistent/snap")).is_err());
 }
+
+#[test]
+fn roll_back_never_writes_a_forged_blob() {
+    let t = tree();
+    fs::write(t.root.join("a.txt"), "original\n").unwrap();
+    let target = take(&t.root, &no_ignore(), None, &t.store).unwrap();
+    let hash = file(&target, "a.txt").hash.clone();
+    fs::write(t.store.blob_path(&hash).unwrap(), "forged\n").unwrap();
+    fs::write(t.root.join("a.txt"), "changed\n").unwrap();
+    let current = take(&t.root, &no_ignore(), None, &t.store).unwrap();
+    let failed = restore(&t.root, &target, &current, &t.store).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("not trusted"), "{failed:?}");
+    assert_eq!(
+        fs::read_to_string(t.root.join("a.txt")).unwrap(),
+        "changed\n"
+    );
+    let names: Vec<_> = fs::read_dir(&t.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+}

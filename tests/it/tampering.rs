@@ -177,3 +177,34 @@ fn a_forged_group_record_never_gets_another_process_killed() {
     let _ = stranger.wait();
     assert!(alive, "the forged record got an unrelated process killed");
 }
+
+/// Issue 9 item 1: the agent plants a harmless blob under the blake3 of the backdoored
+/// file it then writes; the report and the patch must show the backdoor.
+#[test]
+fn a_forged_blob_under_the_hash_of_a_backdoor_does_not_hide_it() {
+    let p = Project::new();
+    let hex = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    let (hello, evil) = (hex(b"hello\n"), hex(b"backdoor\n"));
+    // Find the store by the template's blob (whatever its layout: flat or fanned out).
+    let script = format!(
+        "f=$(find ../.. -name '*{tail}' -type f | head -1); [ -n \"$f\" ] || exit 9; case \"$f\" in */{hello}) \
+         t=\"${{f%{hello}}}{evil}\";; *) t=\"${{f%/*/*}}/{e2}/{erest}\"; \
+         mkdir -p \"${{t%/*}}\";; esac; printf 'harmless\\n' > \"$t\"; \
+         printf 'backdoor\\n' > a.txt",
+        tail = &hello[2..],
+        e2 = &evil[..2],
+        erest = &evil[2..],
+    );
+    plan(&p, &script, "");
+    let out = run(&p, &["plan.yaml", "--only", "t1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let r = p.report("evil");
+    let diff = crate::support::change(task(&r, "t1"), "a.txt")["diff"].to_string();
+    assert!(diff.contains("+backdoor"), "{diff}");
+    assert!(!diff.contains("harmless"), "{diff}");
+    let patch = std::fs::read_to_string(p.latest("evil").join("diffs/t1.patch")).unwrap();
+    assert!(
+        patch.contains("+backdoor") && !patch.contains("harmless"),
+        "{patch}"
+    );
+}
