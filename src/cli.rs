@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use borg_batch::config::{Command, Format, Progress, RunOptions};
+use borg_batch::report::term::ColorChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
@@ -16,6 +17,7 @@ Examples:
   borg-batch plans/feature.yaml --rerun-failed    run again what did not pass last time
   borg-batch plans/feature.yaml --dry-run         show the schedule and agent command lines
   borg-batch validate plans/feature.yaml          check a plan; exit 0 or 2
+  borg-batch report runs/feature-auth             the latest run's summary again
   borg-batch report runs/feature-auth/latest --format html -o review.html
 
 Reports go to runs/<plan name>/<time>-<id>/ (report.json, report.md, junit.xml,
@@ -24,8 +26,8 @@ report.html, journal.jsonl, logs/, diffs/); runs/<plan name>/latest points at th
 Exit codes: 0 all tasks passed · 1 a task did not pass · 2 bad plan, command line or
 environment (nothing ran) · 3 the runner failed mid-run · 130 interrupted.
 
-Environment: CLAUDE_CODE_PATH (agent command), WORKSPACES_DIR, TASK_TIMEOUT (ms),
-RUST_LOG (log detail, e.g. RUST_LOG=borg_batch=debug), GITHUB_STEP_SUMMARY.";
+Environment: CLAUDE_CODE_PATH (agent command), WORKSPACES_DIR, TASK_TIMEOUT (ms or 5m),
+RUST_LOG (log detail, e.g. RUST_LOG=borg_batch=debug), GITHUB_STEP_SUMMARY,\nGITHUB_ACTIONS=true (::error and ::group:: lines for failed tasks), NO_COLOR, CLICOLOR_FORCE.";
 
 /// Run a plan of Claude Code tasks in parallel, with diffs and reports for review and CI.
 #[derive(Debug, Parser)]
@@ -61,14 +63,19 @@ enum Sub {
     },
     /// Render a finished run's report again, byte-identical to the run's own.
     Report {
-        /// The run directory, e.g. runs/feature-auth/latest.
+        /// The run directory, e.g. runs/feature-auth/latest; runs/feature-auth means its
+        /// latest run.
         run_dir: PathBuf,
-        /// Which report to render.
+        /// Which report to render [default: the terminal summary].
         #[arg(long, value_enum)]
-        format: FormatArg,
+        format: Option<FormatArg>,
         /// Write to FILE instead of standard output.
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Colour the terminal summary: auto (a terminal, unless NO_COLOR is set;
+        /// CLICOLOR_FORCE forces it), always, never.
+        #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+        color: ColorArg,
     },
 }
 
@@ -78,6 +85,23 @@ enum FormatArg {
     Json,
     Junit,
     Html,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<ColorArg> for ColorChoice {
+    fn from(c: ColorArg) -> ColorChoice {
+        match c {
+            ColorArg::Auto => ColorChoice::Auto,
+            ColorArg::Always => ColorChoice::Always,
+            ColorArg::Never => ColorChoice::Never,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -130,8 +154,18 @@ struct RunArgs {
     max_cost: Option<f64>,
 
     /// Print only the final summary.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+
+    /// Print every attempt's start and end, each check's start, failure output in full,
+    /// and borg-batch's own info log lines.
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// Colour labels and counts: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// forces it), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    color: ColorArg,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -164,6 +198,8 @@ impl Cli {
                 } else {
                     Progress::Auto
                 },
+                verbose: a.verbose,
+                color: a.color.into(),
             })
         };
         match (self.command, self.run) {
@@ -174,17 +210,19 @@ impl Cli {
                     run_dir,
                     format,
                     output,
+                    color,
                 }),
                 _,
             ) => Command::Report {
                 run_dir,
-                format: match format {
+                format: format.map(|f| match f {
                     FormatArg::Md => Format::Md,
                     FormatArg::Json => Format::Json,
                     FormatArg::Junit => Format::Junit,
                     FormatArg::Html => Format::Html,
-                },
+                }),
                 output,
+                color: color.into(),
             },
             (None, None) => unreachable!("clap requires a plan or a subcommand"),
         }

@@ -42,8 +42,10 @@ pub enum Command {
     },
     Report {
         run_dir: PathBuf,
-        format: Format,
+        /// `None`: the terminal summary.
+        format: Option<Format>,
         output: Option<PathBuf>,
+        color: crate::report::term::ColorChoice,
     },
 }
 
@@ -61,6 +63,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub max_cost: Option<f64>,
     pub progress: Progress,
+    /// `-v`: every attempt, every check, failure output in full.
+    pub verbose: bool,
+    pub color: crate::report::term::ColorChoice,
 }
 
 /// The built-in defaults.
@@ -86,15 +91,7 @@ impl EnvDefaults {
             None => None,
             Some(v) => {
                 let text = v.to_string_lossy();
-                let ms: u64 = text.trim().parse().map_err(|_| {
-                    Error::Usage(format!(
-                        "`TASK_TIMEOUT` must be a whole number of milliseconds, not `{text}`"
-                    ))
-                })?;
-                if ms == 0 {
-                    return Err(Error::Usage("`TASK_TIMEOUT` must be above 0".into()));
-                }
-                Some(Duration::from_millis(ms))
+                Some(task_timeout(text.trim())?)
             }
         };
         Ok(EnvDefaults {
@@ -103,6 +100,24 @@ impl EnvDefaults {
             task_timeout,
         })
     }
+}
+
+/// `TASK_TIMEOUT`: milliseconds (`300000`, the seed's form) or a duration (`5m`).
+fn task_timeout(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::Usage(format!(
+            "`TASK_TIMEOUT` must be milliseconds (e.g. 300000) or a duration (e.g. 5m, 90s), \
+             not `{text}`"
+        ))
+    };
+    let timeout = match text.parse::<u64>() {
+        Ok(ms) => Duration::from_millis(ms),
+        Err(_) => crate::plan::parse_duration(text).map_err(|_| bad())?,
+    };
+    if timeout.is_zero() {
+        return Err(Error::Usage("`TASK_TIMEOUT` must be above 0".into()));
+    }
+    Ok(timeout)
 }
 
 /// An instance's agent, fully resolved.
@@ -274,6 +289,20 @@ pub fn find_program(program: &Path) -> std::result::Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_timeout_takes_milliseconds_or_a_duration() {
+        assert_eq!(task_timeout("300000").unwrap(), Duration::from_secs(300));
+        assert_eq!(task_timeout("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(task_timeout("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(task_timeout("0").is_err());
+        assert!(
+            task_timeout("five")
+                .unwrap_err()
+                .to_string()
+                .contains("e.g. 5m")
+        );
+    }
 
     #[test]
     fn bare_names_are_looked_up_on_path_and_paths_checked() {

@@ -40,7 +40,8 @@ pub fn run(command: Command) -> Result<i32> {
             run_dir,
             format,
             output,
-        } => report::rerender(&run_dir, format, output.as_deref()),
+            color,
+        } => report::rerender(&run_dir, format, output.as_deref(), color),
         Command::Run(options) => runner::run(&options),
     }
 }

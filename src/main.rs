@@ -6,7 +6,12 @@ use clap::Parser;
 
 fn main() {
     let command = cli::Cli::parse().into_command();
-    borg_batch::report::progress::init_logging();
+    let (verbose, color) = match &command {
+        borg_batch::Command::Run(o) => (o.verbose, o.color),
+        borg_batch::Command::Report { color, .. } => (false, *color),
+        borg_batch::Command::Validate { .. } => (false, Default::default()),
+    };
+    borg_batch::report::progress::init_logging(verbose, color.for_stderr());
     let code = match borg_batch::run(command) {
         Ok(code) => code,
         Err(err) => {

@@ -8,6 +8,7 @@ pub mod markdown;
 mod model;
 pub mod progress;
 pub mod summary;
+pub mod term;
 
 pub use model::{
     AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts, TestFailure,
@@ -46,9 +47,37 @@ pub fn read(run_dir: &Path) -> Result<Report> {
 }
 
 /// `borg-batch report`: renders a finished run again, to `output` or standard output.
-pub fn rerender(run_dir: &Path, format: Format, output: Option<&Path>) -> Result<i32> {
-    let report = read(run_dir)?;
-    let text = render(&report, format);
+/// `run_dir` may be `runs/<plan>`, meaning its latest run; no `format` is the terminal
+/// summary. An `output` whose folder does not exist is a usage error (nothing written).
+pub fn rerender(
+    run_dir: &Path,
+    format: Option<Format>,
+    output: Option<&Path>,
+    color: term::ColorChoice,
+) -> Result<i32> {
+    let run_dir = resolve_run_dir(run_dir);
+    if let Some(path) = output {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|p| !p.is_dir()) {
+            return Err(Error::Usage(format!(
+                "`-o {}`: the folder `{}` does not exist",
+                path.display(),
+                parent.unwrap_or(Path::new(".")).display()
+            )));
+        }
+    }
+    let report = read(&run_dir)?;
+    let text = match format {
+        Some(format) => render(&report, format),
+        None => {
+            use std::io::IsTerminal;
+            let paint = term::Paint {
+                on: output.is_none()
+                    && color.resolve(std::io::stdout().is_terminal(), &|n| std::env::var(n).ok()),
+            };
+            summary::final_summary(&report, &run_dir, paint)
+        }
+    };
     match output {
         Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())?,
         None => {
@@ -61,4 +90,15 @@ pub fn rerender(run_dir: &Path, format: Format, output: Option<&Path>) -> Result
         }
     }
     Ok(crate::error::exit::SUCCESS)
+}
+
+/// `runs/<plan>` (a folder with a `latest` link and no report of its own) means its
+/// latest run.
+fn resolve_run_dir(run_dir: &Path) -> std::path::PathBuf {
+    let latest = run_dir.join("latest");
+    if !run_dir.join("report.json").exists() && latest.join("report.json").exists() {
+        latest
+    } else {
+        run_dir.to_path_buf()
+    }
 }

@@ -7,27 +7,55 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::term::Paint;
 use super::{Report, Status, TaskReport, TestCounts};
 
 /// The files a finished run leaves for its readers, in the order they are listed.
 pub const REPORT_FILES: [&str; 4] = ["report.json", "report.md", "junit.xml", "report.html"];
 
-/// What the user reads last: counts, cost, each task that did not pass with its error (one
-/// line each), and where the reports are.
-pub fn final_summary(report: &Report, run_dir: &Path) -> String {
+/// Lines of a task's failure output the final summary shows (the reports hold them all).
+const SUMMARY_FAILURE_LINES: usize = 6;
+
+/// What the user reads last: counts and cost (of the same set of tasks), each task that did
+/// not pass with its error and the last lines of its failure output, how many files each
+/// instance changed, and the page to open.
+pub fn final_summary(report: &Report, run_dir: &Path, paint: Paint) -> String {
     let mut out = String::new();
     let s = &report.summary;
     let run_time = run_duration_ms(report).map(|ms| format!(" in {}", duration(ms)));
-    let _ = writeln!(
-        out,
-        "{}: {} task{}{}: {} · cost {}",
-        report.plan_name,
-        s.total,
-        if s.total == 1 { "" } else { "s" },
-        run_time.unwrap_or_default(),
-        counts_line(report),
-        usd(s.cost_usd),
-    );
+    let carried = report.tasks.iter().filter(|t| t.carried_over).count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if carried == 0 {
+        let _ = writeln!(
+            out,
+            "{}: {} task{}{}: {} · cost {}",
+            paint.bold(&report.plan_name),
+            s.total,
+            plural(s.total),
+            run_time.unwrap_or_default(),
+            counts_line_painted(report, paint),
+            usd(s.cost_usd),
+        );
+    } else {
+        // The counts are the plan's state; the cost and time are this run's alone: say
+        // which tasks each describes.
+        let ran = s.total - carried;
+        let _ = writeln!(
+            out,
+            "{}: {} task{}: {} ({carried} carried over from an earlier run)",
+            paint.bold(&report.plan_name),
+            s.total,
+            plural(s.total),
+            counts_line_painted(report, paint),
+        );
+        let _ = writeln!(
+            out,
+            "this run: {ran} task{}{} · cost {}",
+            plural(ran),
+            run_time.unwrap_or_default(),
+            usd(s.cost_usd)
+        );
+    }
     let problems: Vec<&TaskReport> = report
         .tasks
         .iter()
@@ -52,18 +80,136 @@ pub fn final_summary(report: &Report, run_dir: &Path) -> String {
                 .error
                 .as_deref()
                 .map_or_else(String::new, |e| one_line(e, 160));
-            let _ = writeln!(
-                out,
-                "  {name:<width$}  {}{earlier}: {error}",
-                status_word(t.status)
-            );
+            let word = status_word(t.status);
+            let word = match t.status {
+                Status::Failed => paint.red(word),
+                _ => paint.yellow(word),
+            };
+            let _ = writeln!(out, "  {name:<width$}  {word}{earlier}: {error}");
+            if let Some(output) = t.failure_output.as_deref().filter(|o| !o.trim().is_empty()) {
+                let shown = failure_excerpt(output, SUMMARY_FAILURE_LINES);
+                out.push_str(&indented(&shown, "      │ ", paint));
+            }
         }
     }
-    out.push_str("reports:\n");
-    for file in REPORT_FILES {
-        let _ = writeln!(out, "  {}", run_dir.join(file).display());
+    let changed = changed_files(report);
+    if !changed.is_empty() {
+        let parts: Vec<String> = changed
+            .iter()
+            .map(|(instance, n)| format!("{instance} {n} file{}", plural(*n)))
+            .collect();
+        let _ = writeln!(out, "changed: {}", parts.join(" · "));
+    }
+    let _ = writeln!(
+        out,
+        "review: {}",
+        paint.bold(&review_page(report, run_dir).display().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "reports: {}/ ({}, logs/, diffs/)",
+        run_dir.display(),
+        REPORT_FILES.join(", ")
+    );
+    out
+}
+
+/// The page to open: `runs/<plan>/latest/report.html` when the run is under `runs/<plan>/`
+/// (the link points at it), else the run directory's own.
+pub fn review_page(report: &Report, run_dir: &Path) -> std::path::PathBuf {
+    let root = crate::history::runs_root(&report.plan_name);
+    if run_dir.parent() == Some(root.as_path()) {
+        root.join("latest").join("report.html")
+    } else {
+        run_dir.join("report.html")
+    }
+}
+
+/// Per instance with any change, how many files its tasks changed (every path any of its
+/// tasks touched, once), in plan order of the instances' first tasks.
+pub fn changed_files(report: &Report) -> Vec<(String, usize)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut paths: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for t in &report.tasks {
+        if !order.contains(&t.instance) {
+            order.push(t.instance.clone());
+        }
+        paths
+            .entry(&t.instance)
+            .or_default()
+            .extend(t.changes.iter().map(|c| c.path.as_str()));
+    }
+    order
+        .into_iter()
+        .filter_map(|i| {
+            let n = paths.get(i.as_str()).map_or(0, |p| p.len());
+            (n > 0).then_some((i, n))
+        })
+        .collect()
+}
+
+/// The last `max` non-blank lines of a failure output, control characters shown as `�`
+/// (they could move the cursor or recolour the terminal), with a line saying how many were
+/// left out.
+pub fn failure_excerpt(output: &str, max: usize) -> String {
+    let lines: Vec<&str> = output.trim_end().lines().collect();
+    let start = lines.len().saturating_sub(max);
+    let mut out = String::new();
+    if start > 0 {
+        let _ = writeln!(
+            out,
+            "… {start} earlier line{}",
+            if start == 1 { "" } else { "s" }
+        );
+    }
+    for line in &lines[start..] {
+        let clean: String = line
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        out.push_str(&clean);
+        out.push('\n');
     }
     out
+}
+
+/// Each line of `text` behind `prefix` (dimmed).
+pub fn indented(text: &str, prefix: &str, paint: Paint) -> String {
+    let mut out = String::new();
+    let prefix = paint.dim(prefix);
+    for line in text.lines() {
+        let _ = writeln!(out, "{prefix}{line}");
+    }
+    out
+}
+
+/// [`counts_line`] with the failure counts coloured.
+fn counts_line_painted(report: &Report, paint: Paint) -> String {
+    if !paint.on {
+        return counts_line(report);
+    }
+    counts_line(report)
+        .split(", ")
+        .map(|part| {
+            if part.ends_with("failed") || part.ends_with("interrupted") {
+                paint.red(part)
+            } else if part.ends_with("timed out") {
+                paint.yellow(part)
+            } else if part.contains("passed") {
+                paint.green(part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `3 passed (1 flaky), 1 failed, 2 skipped`: only the non-zero counts, passed always.

@@ -62,6 +62,7 @@ pub(super) fn run_attempt(
         instance: &task.instance,
         attempt: attempt_no,
         max_attempts,
+        timeout,
     })?;
 
     let (outcome, result) = loop {

@@ -37,6 +37,11 @@ pub(super) fn run_check(
     check: &str,
     log: &capture::SharedLog,
 ) -> Result<CheckOutcome> {
+    ctx.emit(&crate::runner::events::Event::CheckStarted {
+        task: &task.id,
+        instance: &task.instance,
+        attempt: attempt_no,
+    })?;
     let check_path = ctx
         .run_dir
         .join(format!("logs/{}.{attempt_no}.check.log", task.id));

@@ -27,6 +27,14 @@ pub enum Event<'a> {
         instance: &'a str,
         attempt: u32,
         max_attempts: u32,
+        /// The attempt's time limit (the agent's; the check gets the same of its own).
+        timeout: std::time::Duration,
+    },
+    /// The attempt's agent passed and its check is about to start.
+    CheckStarted {
+        task: &'a str,
+        instance: &'a str,
+        attempt: u32,
     },
     /// An attempt finished (its log is complete).
     AttemptFinished {

@@ -45,7 +45,9 @@ impl Reporter for JournalReporter {
                 run_id: self.run_id.clone(),
                 report: task.clone(),
             }),
-            Event::AttemptStarted { .. } | Event::RunFinished { .. } => Ok(()),
+            Event::AttemptStarted { .. }
+            | Event::CheckStarted { .. }
+            | Event::RunFinished { .. } => Ok(()),
         }
     }
 }

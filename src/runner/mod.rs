@@ -156,6 +156,18 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     }
     let latest = |id: &str| outcomes.status(id);
     let selected = schedule::select(&plan, &options.only, options.rerun_failed, &latest)?;
+    if options.rerun_failed && selected.is_empty() {
+        // SPEC: a message, exit 0, no new run directory.
+        eprintln!(
+            "nothing to rerun: every task of `{}` passed in its latest run ({})",
+            plan.name,
+            outcomes
+                .newest
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string())
+        );
+        return Ok(exit::SUCCESS);
+    }
     if options.dry_run {
         return dry_run::print(&plan, &settings, &selected, &latest, options.fresh);
     }
@@ -242,10 +254,12 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     }
 
     let reporters: Vec<Box<dyn Reporter>> = vec![
-        Box::new(report::progress::Progress::new(
-            options.progress,
-            Box::new(std::io::stderr()),
-        )),
+        Box::new(
+            report::progress::Progress::new(options.progress, Box::new(std::io::stderr()))
+                .with_paint(options.color.for_stderr())
+                .verbose(options.verbose)
+                .github_actions(report::term::github_actions()),
+        ),
         Box::new(journal::JournalReporter::create(&run_dir).map_err(Error::before_run)?),
     ];
     let sink = dispatch::Sink::new(reporters);
@@ -286,7 +300,10 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         run_id: run_id.clone(),
         plan: meta.plan,
         plan_name: plan.name.clone(),
-        carried_from: meta.carried_from,
+        // Named only when a task's outcome was carried over from it.
+        carried_from: meta
+            .carried_from
+            .filter(|_| tasks.iter().any(|t| t.carried_over)),
         started_at,
         finished_at: now_rfc3339(),
         summary: Summary::of(&tasks),

@@ -133,7 +133,7 @@ pub fn sample() -> Report {
         t
     });
     auth.failure_output = Some(format!(
-        "---- auth::tests::login_rejects_bad_password stdout ----\nassertion failed {XSS}\n\n\
+        "---- auth::tests::login_rejects_bad_password stdout ----\nassertion failed {XSS}\n\u{{1b}}[31mred\u{{1b}}[0m ::error::forged\n\n\
          test result: FAILED. 9 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out\n"
     ));
     auth.patch = Some("diffs/auth.patch".into());
@@ -249,7 +249,11 @@ fn junit_snapshot() {
 
 #[test]
 fn final_summary_snapshot() {
-    let text = summary::final_summary(&sample(), Path::new("runs/feature-auth/x"));
+    let text = summary::final_summary(
+        &sample(),
+        Path::new("runs/feature-auth/x"),
+        borg_batch::report::term::Paint::PLAIN,
+    );
     insta::assert_snapshot!("final_summary", text);
 }
 
@@ -455,15 +459,26 @@ impl Write for Shared {
 }
 
 fn feed(mode: config::Progress) -> String {
+    feed_with(mode, |p| p)
+}
+
+fn feed_with(
+    mode: config::Progress,
+    setup: impl FnOnce(borg_batch::report::progress::Progress) -> borg_batch::report::progress::Progress,
+) -> String {
     let r = sample();
     let out = Shared::default();
-    let mut p = borg_batch::report::progress::Progress::new(mode, Box::new(out.clone()));
+    let mut p = setup(borg_batch::report::progress::Progress::new(
+        mode,
+        Box::new(out.clone()),
+    ));
     let run_dir = Path::new("runs/feature-auth/x");
     let started = |attempt| Event::AttemptStarted {
         task: "e2e",
         instance: "tester",
         attempt,
         max_attempts: 2,
+        timeout: Duration::from_secs(20),
     };
     let finished = |i: usize| Event::AttemptFinished {
         task: "e2e",
@@ -505,6 +520,58 @@ fn feed(mode: config::Progress) -> String {
 #[test]
 fn progress_lines_snapshot() {
     insta::assert_snapshot!("progress_lines", feed(config::Progress::Lines));
+}
+
+#[test]
+fn progress_lines_in_github_actions_annotate_and_group_each_failure() {
+    let text = feed_with(config::Progress::Lines, |p| p.github_actions(true));
+    assert!(
+        text.contains("::error title=borg-batch%3A dev/auth failed::agent exited with code 1"),
+        "{text}"
+    );
+    let group = text
+        .split("::group::dev/auth: failure output\n")
+        .nth(1)
+        .unwrap();
+    let (inside, _) = group.split_once("::endgroup::").unwrap();
+    assert!(
+        inside.contains("assertion `left == right` failed"),
+        "{inside}"
+    );
+    // The agent's own `::error::` line is defused, not a second annotation.
+    assert_eq!(text.matches("::error title=").count(), 1, "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("::error::")));
+    let plain = feed(config::Progress::Lines);
+    assert!(!plain.contains("::error title") && !plain.contains("::group::"));
+}
+
+#[test]
+fn progress_labels_are_coloured_only_when_asked() {
+    let paint = borg_batch::report::term::Paint { on: true };
+    let coloured = feed_with(config::Progress::Lines, |p| p.with_paint(paint));
+    assert!(
+        coloured.contains("\u{1b}[1;32mPASS   \u{1b}[0m"),
+        "{coloured}"
+    );
+    assert!(coloured.contains("\u{1b}[1;31mFAIL   \u{1b}[0m"));
+    assert!(
+        coloured.contains("\u{1b}[31mfailed\u{1b}[0m"),
+        "summary status word"
+    );
+    assert!(!feed(config::Progress::Lines).contains('\u{1b}'));
+}
+
+#[test]
+fn progress_verbose_shows_every_attempt_and_the_limit() {
+    let text = feed_with(config::Progress::Lines, |p| p.verbose(true));
+    assert!(
+        text.contains("START   tester/e2e (attempt 1/2, limit 20s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DONE    tester/e2e attempt 2/2 passed"),
+        "{text}"
+    );
 }
 
 #[test]

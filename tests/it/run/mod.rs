@@ -10,6 +10,7 @@ mod environment;
 mod scheduling;
 mod selection;
 mod statuses;
+mod terminal;
 mod workspaces;
 
 /// A chain of needs over two instances (`base` → `mid` → `top`) and a task apart (`other`).
