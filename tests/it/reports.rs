@@ -133,7 +133,7 @@ pub fn sample() -> Report {
         t
     });
     auth.failure_output = Some(format!(
-        "---- auth::tests::login_rejects_bad_password stdout ----\nassertion failed {XSS}\n\u{{1b}}[31mred\u{{1b}}[0m ::error::forged\n\n\
+        "---- auth::tests::login_rejects_bad_password stdout ----\nassertion failed {XSS}\n\x1b[31mred\x1b[0m ::error::forged\n\n\
          test result: FAILED. 9 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out\n"
     ));
     auth.patch = Some("diffs/auth.patch".into());
@@ -534,10 +534,7 @@ fn progress_lines_in_github_actions_annotate_and_group_each_failure() {
         .nth(1)
         .unwrap();
     let (inside, _) = group.split_once("::endgroup::").unwrap();
-    assert!(
-        inside.contains("assertion `left == right` failed"),
-        "{inside}"
-    );
+    assert!(inside.contains("assertion failed"), "{inside}");
     // The agent's own `::error::` line is defused, not a second annotation.
     assert_eq!(text.matches("::error title=").count(), 1, "{text}");
     assert!(!text.lines().any(|l| l.starts_with("::error::")));
