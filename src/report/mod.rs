@@ -9,6 +9,7 @@ mod model;
 pub mod progress;
 pub mod summary;
 pub mod term;
+pub mod transcript;
 
 pub use model::{
     AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts, TestFailure,

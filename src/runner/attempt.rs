@@ -185,6 +185,7 @@ pub(super) fn run_attempt(
     if let Err(e) = capture::lock(&log).finish() {
         return Err(Error::io("write", &log_path, e));
     }
+    crate::report::transcript::write_for_log(&log_path, agent.kind.into());
     let cost = result.as_ref().and_then(|r| r.total_cost_usd);
     Ok(Attempt {
         report: AttemptReport {

@@ -90,6 +90,30 @@ tasks:
         "{patch}"
     );
     assert!(patch.contains("+    println!(\"new\");"), "{patch}");
+
+    // The transcript: each tool call with its input, the assistant's text, cost and turns.
+    let transcript = rig.run_file("logs/build.1.txt");
+    assert!(
+        transcript.contains(&format!("→ Write {}", files.join("notes.txt").display())),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(&format!("→ Read {}", main_rs.display())),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(&format!("→ Edit {}", main_rs.display())),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("Assistant:\n  Wrote notes.txt and edited main.rs."),
+        "{transcript}"
+    );
+    assert!(transcript.contains("\nResult: success · "), "{transcript}");
+    assert!(
+        !transcript.contains("\"type\":\"assistant\""),
+        "{transcript}"
+    );
 }
 
 // 8. A check's test output counted; a failing check fails the task.
