@@ -144,16 +144,14 @@ fn tool_use(out: &mut String, block: &Value) {
     };
     let what = what.unwrap_or_else(|| format!(" {}", cut(&input.to_string())));
     let _ = writeln!(out, "→ {name}{what}");
-    if name == "Edit" {
-        if let (Some(old), Some(new)) = (field("old_string"), field("new_string")) {
-            let _ = writeln!(
-                out,
-                "    ({} line{} replaced by {})",
-                old.lines().count(),
-                if old.lines().count() == 1 { "" } else { "s" },
-                new.lines().count()
-            );
-        }
+    if let ("Edit", Some(old), Some(new)) = (name, field("old_string"), field("new_string")) {
+        let _ = writeln!(
+            out,
+            "    ({} line{} replaced by {})",
+            old.lines().count(),
+            if old.lines().count() == 1 { "" } else { "s" },
+            new.lines().count()
+        );
     }
 }
 
@@ -222,10 +220,12 @@ fn result(out: &mut String, v: &Value) {
             .map_or_else(|| cut(&input.to_string()), cut);
         let _ = writeln!(out, "Permission denied: {tool} {what}");
     }
-    if let Some(text) = v.get("result").and_then(Value::as_str) {
-        if !text.trim().is_empty() {
-            let _ = writeln!(out, "{}", indent(text.trim_end()));
-        }
+    if let Some(text) = v
+        .get("result")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+    {
+        let _ = writeln!(out, "{}", indent(text.trim_end()));
     }
 }
 
