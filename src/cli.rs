@@ -153,6 +153,12 @@ struct RunArgs {
     #[arg(long, value_name = "USD", value_parser = parse_cost)]
     max_cost: Option<f64>,
 
+    /// Run shard K (1-based) of N: whole groups of instances connected by `needs`, by a
+    /// stable hash of each group's name (`slice:K/N`: dealt out in file order; `auto`: from
+    /// GitLab, CircleCI, Buildkite or a Kubernetes Indexed Job). Example: `--shard 2/5`.
+    #[arg(long, value_name = "K/N|auto", value_parser = borg_batch::shard::parse)]
+    shard: Option<borg_batch::shard::ShardSpec>,
+
     /// Print only the final summary.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
@@ -193,6 +199,7 @@ impl Cli {
                 fresh: a.fresh,
                 dry_run: a.dry_run,
                 max_cost: a.max_cost,
+                shard: a.shard,
                 progress: if a.quiet {
                     Progress::Quiet
                 } else {

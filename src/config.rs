@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub fresh: bool,
     pub dry_run: bool,
     pub max_cost: Option<f64>,
+    /// `--shard K/N|slice:K/N|auto`: run only this shard's groups of instances.
+    pub shard: Option<crate::shard::ShardSpec>,
     pub progress: Progress,
     /// `-v`: every attempt, every check, failure output in full.
     pub verbose: bool,

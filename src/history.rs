@@ -35,6 +35,9 @@ pub struct RunMeta {
     pub started_at: String,
     /// The run directory whose outcomes this run carried over, if any.
     pub carried_from: Option<String>,
+    /// The shard this run is (`--shard`), absent for a whole-plan run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl RunMeta {
@@ -106,20 +109,29 @@ pub fn latest_outcomes(plan_name: &str) -> Outcomes {
         }
         seen.push(key);
         if let Ok(report) = crate::report::read(&dir) {
-            // A finished run lists every task, carried-over ones included: the chain ends.
+            // A finished run lists every task, carried-over ones included: the chain ends
+            // — unless it was a shard, whose other shards' tasks say nothing about them.
+            let mut elsewhere = false;
             for task in report.tasks {
+                if task.in_shard.is_some() {
+                    elsewhere = true;
+                    continue;
+                }
                 outcomes
                     .tasks
                     .entry(task.id.clone())
                     .or_insert((task, dir.clone()));
             }
-            break;
-        }
-        for task in Journal::finished_tasks(&dir) {
-            outcomes
-                .tasks
-                .entry(task.id.clone())
-                .or_insert((task, dir.clone()));
+            if !elsewhere {
+                break;
+            }
+        } else {
+            for task in Journal::finished_tasks(&dir) {
+                outcomes
+                    .tasks
+                    .entry(task.id.clone())
+                    .or_insert((task, dir.clone()));
+            }
         }
         next = RunMeta::read(&dir)
             .and_then(|m| m.carried_from)

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod shard;
 pub mod snapshot;
 pub mod workspace;
 

@@ -92,6 +92,9 @@ fn header(report: &Report) -> String {
     if let Some(from) = &report.carried_from {
         fact("Carried from", format!("<code>{}</code>", escape(from)));
     }
+    if let Some(shard) = &report.shard {
+        fact("Shard", escape(&shard.to_string()));
+    }
     out.push_str("</dl>\n<div class=\"chips\">");
     let s = &report.summary;
     let _ = write!(out, "<span class=\"chip total\">{} tasks</span>", s.total);

@@ -100,6 +100,13 @@ pub fn render_summary(report: &Report) -> String {
             text(from)
         );
     }
+    if let Some(shard) = &report.shard {
+        let _ = writeln!(
+            out,
+            "\nShard {}: the other shards' tasks are listed as skipped",
+            text(&shard.to_string())
+        );
+    }
     out.push('\n');
     let s = &report.summary;
     let mut parts = vec![format!("✅ {} passed", s.passed)];

@@ -48,6 +48,9 @@ pub struct Report {
     pub plan_name: String,
     /// The run directory whose outcomes this run carried over, if any.
     pub carried_from: Option<String>,
+    /// The shard this run was (`--shard`), absent for a whole-plan run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     pub started_at: String,
     pub finished_at: String,
     pub summary: Summary,
@@ -158,6 +161,15 @@ pub struct TaskReport {
     /// resumed, skipped special files, rate-limit back-offs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Set on a task of another shard (skipped here): the shard that runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_shard: Option<u32>,
+    /// The outcome and changes came from the result cache; no agent ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// For a cached task: the run it was cached from (`<run id> (<run directory>)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<String>,
 }
 
 impl TaskReport {
@@ -184,6 +196,9 @@ impl TaskReport {
             history: Vec::new(),
             changes: Vec::new(),
             notes: Vec::new(),
+            in_shard: None,
+            cached: false,
+            cached_from: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result, exit};
 use crate::plan::{Plan, format_duration};
 use crate::report::Status;
 use crate::schedule::{Next, Scheduler};
+use crate::shard::{Mode, Shard, Split, groups};
 use crate::workspace::{Workspace, roles};
 
 /// Prints the dry run to standard output.
@@ -19,13 +20,59 @@ pub fn print(
     selected: &BTreeSet<String>,
     latest: &dyn Fn(&str) -> Option<Status>,
     fresh: bool,
+    split: Option<&Split>,
 ) -> Result<i32> {
-    let text = render(plan, settings, selected, latest, fresh);
+    let mut text = split.map(|s| shards(plan, s)).unwrap_or_default();
+    text.push_str(&render(plan, settings, selected, latest, fresh));
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("write", "standard output", e))?;
     Ok(exit::SUCCESS)
+}
+
+/// Every shard's groups and tasks, this shard's marked: what each machine of the matrix runs.
+fn shards(plan: &Plan, split: &Split) -> String {
+    let shard = split.shard;
+    let mut out = format!(
+        "shards ({} of {}, {}):\n",
+        shard.index,
+        shard.total,
+        match shard.mode {
+            Mode::Hash => "groups by blake3 of their lowest instance name",
+            Mode::Slice => "groups dealt out in file order",
+        }
+    );
+    for index in 1..=shard.total {
+        let this = Shard { index, ..shard };
+        let groups: Vec<String> = groups(plan)
+            .into_iter()
+            .filter(|g| split.instance_shard.get(&g[0]) == Some(&index))
+            .map(|g| g.join("+"))
+            .collect();
+        let tasks: Vec<&str> = plan
+            .tasks
+            .iter()
+            .filter(|t| split.task_shard.get(&t.id) == Some(&index))
+            .map(|t| t.id.as_str())
+            .collect();
+        out.push_str(&format!(
+            "  {}shard {this}: instances {}; tasks {}\n",
+            if index == shard.index { "* " } else { "  " },
+            if groups.is_empty() {
+                "none".to_string()
+            } else {
+                groups.join(", ")
+            },
+            if tasks.is_empty() {
+                "none".to_string()
+            } else {
+                tasks.join(", ")
+            },
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 fn render(

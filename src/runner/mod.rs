@@ -24,6 +24,7 @@ use crate::exec::signals;
 use crate::history::{self, Outcomes, RunMeta};
 use crate::plan::{self, AgentKind, Plan, Task};
 use crate::report::{self, Report, Status, Summary, TaskReport};
+use crate::shard::{self, Split};
 use crate::workspace::{InstanceLock, Workspace, roles};
 use crate::{fsutil, schedule};
 
@@ -155,7 +156,17 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         });
     }
     let latest = |id: &str| outcomes.status(id);
-    let selected = schedule::select(&plan, &options.only, options.rerun_failed, &latest)?;
+    let split = match options.shard {
+        Some(spec) => Some(Split::new(
+            &plan,
+            shard::resolve(spec, &|name| std::env::var(name).ok())?,
+        )),
+        None => None,
+    };
+    let mut selected = schedule::select(&plan, &options.only, options.rerun_failed, &latest)?;
+    if let Some(split) = &split {
+        selected.retain(|id| split.runs(id));
+    }
     if options.rerun_failed && selected.is_empty() {
         // SPEC: a message, exit 0, no new run directory.
         eprintln!(
@@ -169,7 +180,14 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         return Ok(exit::SUCCESS);
     }
     if options.dry_run {
-        return dry_run::print(&plan, &settings, &selected, &latest, options.fresh);
+        return dry_run::print(
+            &plan,
+            &settings,
+            &selected,
+            &latest,
+            options.fresh,
+            split.as_ref(),
+        );
     }
     preflight(&plan, &settings, &selected)?;
 
@@ -189,10 +207,13 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         .collect();
     let mut locks: Vec<(Workspace, InstanceLock)> = Vec::new();
     let mut repair_notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // `--fresh` recreates every instance of the plan — of this shard's groups, if sharded.
+    let fresh_here =
+        |name: &str| options.fresh && split.as_ref().is_none_or(|s| s.runs_instance(name));
     for instance in plan
         .instances
         .iter()
-        .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
+        .filter(|i| fresh_here(&i.name) || in_use.contains(i.name.as_str()))
     {
         let ws = Workspace::new(&settings.workspaces, &plan.name, &instance.name);
         // What an earlier run's agent left in place of the runner's own files goes first:
@@ -227,6 +248,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
             .newest
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
+        shard: split.as_ref().map(|s| s.shard),
     };
     meta.write(&run_dir).map_err(Error::before_run)?;
     history::point_latest(&plan.name, &run_dir).map_err(Error::before_run)?;
@@ -235,7 +257,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     for instance in plan
         .instances
         .iter()
-        .filter(|i| options.fresh || in_use.contains(i.name.as_str()))
+        .filter(|i| fresh_here(&i.name) || in_use.contains(i.name.as_str()))
     {
         let ws = Workspace::new(&settings.workspaces, &plan.name, &instance.name);
         let context =
@@ -284,9 +306,10 @@ pub fn run(options: &RunOptions) -> Result<i32> {
 
     let mut tasks = Vec::with_capacity(plan.tasks.len());
     for task in &plan.tasks {
-        let mut report = match finished.reports.get(&task.id) {
-            Some(r) => r.clone(),
-            None => carried(&outcomes, task, &run_dir),
+        let mut report = match (finished.reports.get(&task.id), &split) {
+            (Some(r), _) => r.clone(),
+            (None, Some(split)) if !split.runs(&task.id) => split.elsewhere_report(task),
+            (None, _) => carried(&outcomes, task, &run_dir),
         };
         if let Some(notes) = prepare_notes
             .get_mut(&task.instance)
@@ -300,10 +323,15 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         run_id: run_id.clone(),
         plan: meta.plan,
         plan_name: plan.name.clone(),
+<<<<<<< HEAD
         // Named only when a task's outcome was carried over from it.
         carried_from: meta
             .carried_from
             .filter(|_| tasks.iter().any(|t| t.carried_over)),
+=======
+        carried_from: meta.carried_from,
+        shard: meta.shard,
+>>>>>>> ae24159 (--shard K/N, slice:K/N and auto: whole needs-groups of instances per shard by blake3 of the lowest instance name; other shards' tasks skipped "in shard M/N"; shard recorded in run.json and report.json; --dry-run shows every shard)
         started_at,
         finished_at: now_rfc3339(),
         summary: Summary::of(&tasks),

@@ -11,5 +11,6 @@ mod process;
 mod report_snapshots;
 mod reports;
 mod run;
+mod scale;
 mod tampering;
 mod unprivileged;

@@ -220,6 +220,7 @@ pub fn sample() -> Report {
         plan: "plans/feature.yaml".into(),
         plan_name: "feature-auth".into(),
         carried_from: Some("runs/feature-auth/20250101-120000-0a1b2c3d".into()),
+        shard: None,
         started_at: "2025-01-02T10:00:00Z".into(),
         finished_at: "2025-01-02T10:07:31Z".into(),
         summary: Summary::of(&tasks),
