@@ -153,7 +153,11 @@ pub enum JournalLine {
         attempt: AttemptReport,
     },
     /// A task reached its final status (it is carried over from here if the run dies).
-    Task { run_id: String, report: TaskReport },
+    /// (Boxed: a task report is far larger than an attempt line.)
+    Task {
+        run_id: String,
+        report: Box<TaskReport>,
+    },
 }
 
 /// `journal.jsonl`: appended and fsynced as each attempt and task finishes.
@@ -193,7 +197,7 @@ impl Journal {
         for line in BufReader::new(file).lines() {
             let Ok(line) = line else { break };
             if let Ok(JournalLine::Task { report, .. }) = serde_json::from_str(&line) {
-                tasks.insert(report.id.clone(), report);
+                tasks.insert(report.id.clone(), *report);
             }
         }
         tasks.into_values().collect()
@@ -246,7 +250,7 @@ mod tests {
             journal
                 .append(&JournalLine::Task {
                     run_id: "r".into(),
-                    report,
+                    report: Box::new(report),
                 })
                 .unwrap();
         }

@@ -43,7 +43,7 @@ impl Reporter for JournalReporter {
             }),
             Event::TaskFinished { task } => self.journal.append(&JournalLine::Task {
                 run_id: self.run_id.clone(),
-                report: task.clone(),
+                report: Box::new(task.clone()),
             }),
             Event::AttemptStarted { .. }
             | Event::CheckStarted { .. }
