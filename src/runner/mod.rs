@@ -323,15 +323,11 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         run_id: run_id.clone(),
         plan: meta.plan,
         plan_name: plan.name.clone(),
-<<<<<<< HEAD
         // Named only when a task's outcome was carried over from it.
         carried_from: meta
             .carried_from
             .filter(|_| tasks.iter().any(|t| t.carried_over)),
-=======
-        carried_from: meta.carried_from,
         shard: meta.shard,
->>>>>>> ae24159 (--shard K/N, slice:K/N and auto: whole needs-groups of instances per shard by blake3 of the lowest instance name; other shards' tasks skipped "in shard M/N"; shard recorded in run.json and report.json; --dry-run shows every shard)
         started_at,
         finished_at: now_rfc3339(),
         summary: Summary::of(&tasks),
