@@ -19,6 +19,8 @@ Examples:
   borg-batch validate plans/feature.yaml          check a plan; exit 0 or 2
   borg-batch report runs/feature-auth             the latest run's summary again
   borg-batch report runs/feature-auth/latest --format html -o review.html
+  borg-batch plans/feature.yaml --shard 2/5       run shard 2 of 5 (CI matrix); then:
+  borg-batch merge shards/* --out runs/feature-auth/merged
 
 Reports go to runs/<plan name>/<time>-<id>/ (report.json, report.md, junit.xml,
 report.html, journal.jsonl, logs/, diffs/); runs/<plan name>/latest points at the newest.
@@ -76,6 +78,16 @@ enum Sub {
         /// CLICOLOR_FORCE forces it), always, never.
         #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
         color: ColorArg,
+    },
+    /// Join the run directories of a plan's shards into one run directory whose reports
+    /// hold every task once; runs/<plan>/latest then points at it.
+    Merge {
+        /// The shards' run directories, e.g. shards/1 shards/2 shards/3.
+        #[arg(required = true, value_name = "RUN_DIR")]
+        inputs: Vec<PathBuf>,
+        /// The merged run directory, e.g. runs/feature-auth/merged.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -231,6 +243,7 @@ impl Cli {
                 output,
                 color: color.into(),
             },
+            (Some(Sub::Merge { inputs, out }), _) => Command::Merge { inputs, out },
             (None, None) => unreachable!("clap requires a plan or a subcommand"),
         }
     }

@@ -47,6 +47,11 @@ pub enum Command {
         output: Option<PathBuf>,
         color: crate::report::term::ColorChoice,
     },
+    /// Join the run directories of a plan's shards into one.
+    Merge {
+        inputs: Vec<PathBuf>,
+        out: PathBuf,
+    },
 }
 
 /// `borg-batch run`'s options, as given.

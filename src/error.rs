@@ -100,6 +100,9 @@ pub enum Error {
     #[error("no earlier run of plan `{plan}` in `{}` to rerun; run the plan once first", dir.display())]
     NoEarlierRun { plan: String, dir: PathBuf },
 
+    #[error("cannot merge: {0}")]
+    Merge(String),
+
     #[error("cannot read run `{}`: {reason}", path.display())]
     BadRun { path: PathBuf, reason: String },
 

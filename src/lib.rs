@@ -18,6 +18,7 @@ pub mod error;
 pub mod exec;
 pub mod fsutil;
 pub mod history;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod runner;
@@ -44,5 +45,6 @@ pub fn run(command: Command) -> Result<i32> {
             color,
         } => report::rerender(&run_dir, format, output.as_deref(), color),
         Command::Run(options) => runner::run(&options),
+        Command::Merge { inputs, out } => merge::merge(&inputs, &out),
     }
 }

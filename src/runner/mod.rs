@@ -385,7 +385,7 @@ fn create_run_dir(run_dir: &Path) -> Result<()> {
 
 /// Writes report.json, report.md, junit.xml and report.html (each atomically), and appends
 /// the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set.
-fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
+pub(crate) fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
     for (name, format) in [
         ("report.json", Format::Json),
         ("report.md", Format::Md),

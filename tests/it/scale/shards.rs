@@ -67,7 +67,10 @@ fn every_task_runs_in_exactly_one_of_n_shards() {
             assert_eq!(owner["d1"], owner["e1"]);
             assert_eq!(owner["e1"], owner["e2"]);
             // Work flowed inside the shard: c1 ran after its needs passed there.
-            assert!(p.read("workspaces/team/c/project-files/out.txt").contains("c1"));
+            assert!(
+                p.read("workspaces/team/c/project-files/out.txt")
+                    .contains("c1")
+            );
         }
     }
 }
