@@ -79,6 +79,24 @@ enum Sub {
         #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
         color: ColorArg,
     },
+    /// Remove a plan's old runs and the temp files of killed runs (never the latest run, never
+    /// a run in progress, never through a symlink); print what was freed, in bytes.
+    Clean {
+        /// The plan file, e.g. plans/feature.yaml.
+        plan: PathBuf,
+        /// Remove runs started longer ago than DUR, e.g. `7d` is written `168h`.
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Keep the newest N runs.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Also remove the plan's workspaces (<workspaces>/<plan>/).
+        #[arg(long)]
+        workspaces: bool,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Join the run directories of a plan's shards into one run directory whose reports
     /// hold every task once; runs/<plan>/latest then points at it.
     Merge {
@@ -244,6 +262,22 @@ impl Cli {
                 color: color.into(),
             },
             (Some(Sub::Merge { inputs, out }), _) => Command::Merge { inputs, out },
+            (
+                Some(Sub::Clean {
+                    plan,
+                    older_than,
+                    keep,
+                    workspaces,
+                    dry_run,
+                }),
+                _,
+            ) => Command::Clean(borg_batch::clean::CleanOptions {
+                plan,
+                older_than,
+                keep,
+                workspaces,
+                dry_run,
+            }),
             (None, None) => unreachable!("clap requires a plan or a subcommand"),
         }
     }

@@ -47,6 +47,8 @@ pub enum Command {
         output: Option<PathBuf>,
         color: crate::report::term::ColorChoice,
     },
+    /// Remove a plan's old runs, crash leftovers and (optionally) workspaces.
+    Clean(crate::clean::CleanOptions),
     /// Join the run directories of a plan's shards into one.
     Merge {
         inputs: Vec<PathBuf>,

@@ -46,7 +46,7 @@ impl RunMeta {
         fsutil::write_atomic(&run_dir.join("run.json"), text.as_bytes())
     }
 
-    fn read(run_dir: &Path) -> Option<RunMeta> {
+    pub fn read(run_dir: &Path) -> Option<RunMeta> {
         let text = fs::read_to_string(run_dir.join("run.json")).ok()?;
         serde_json::from_str(&text).ok()
     }

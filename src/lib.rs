@@ -12,6 +12,7 @@
 //! The core never sees clap: `main.rs` turns the command line into a [`config::Command`].
 
 pub mod agent;
+pub mod clean;
 pub mod config;
 pub mod diff;
 pub mod error;
@@ -46,5 +47,6 @@ pub fn run(command: Command) -> Result<i32> {
         } => report::rerender(&run_dir, format, output.as_deref(), color),
         Command::Run(options) => runner::run(&options),
         Command::Merge { inputs, out } => merge::merge(&inputs, &out),
+        Command::Clean(options) => clean::clean(&options),
     }
 }

@@ -9,9 +9,9 @@ fn main() {
     let (verbose, color) = match &command {
         borg_batch::Command::Run(o) => (o.verbose, o.color),
         borg_batch::Command::Report { color, .. } => (false, *color),
-        borg_batch::Command::Validate { .. } | borg_batch::Command::Merge { .. } => {
-            (false, Default::default())
-        }
+        borg_batch::Command::Validate { .. }
+        | borg_batch::Command::Merge { .. }
+        | borg_batch::Command::Clean(_) => (false, Default::default()),
     };
     borg_batch::report::progress::init_logging(verbose, color.for_stderr());
     let code = match borg_batch::run(command) {

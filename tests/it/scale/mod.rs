@@ -1,6 +1,7 @@
 //! Beyond one machine, and runs that pay only for what changed: `--shard`, `merge`, the
 //! result cache and `clean`, end to end with the scripted agent.
 
+mod clean;
 mod docs;
 mod merge;
 mod shards;
