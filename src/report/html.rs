@@ -1,9 +1,15 @@
-//! `report.html`: one self-contained page to review every task and every diff.
+//! `report.html`: one self-contained page to review every task and every diff, as GitHub's
+//! "Files changed" does: a jump list of tasks and files, sticky file headers with anchors
+//! and "viewed" boxes, word-level highlights, unified or split, expand/collapse all, why a
+//! task failed (error, failure output, failing tests) and its transcript beside its diff.
 //!
 //! It must escape everything an agent wrote — file contents, paths, results, errors — so a
 //! file holding `<script>` shows as text; the only script on the page is our own, inline,
 //! and the page makes no request of its own (it works from `file://`, offline, in CI
-//! artifacts). Deterministic: the same report gives the same bytes.
+//! artifacts). The diffs travel as JSON in a `<script type="application/json">` (with `<`
+//! escaped, so no `</script>` can end it) and become tables only when scrolled near, so a
+//! run of 10,000 changed files opens at once. Deterministic: the same report and
+//! transcripts give the same bytes.
 
 mod diff;
 
@@ -33,16 +39,64 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The whole page.
+/// What the page shows besides report.json: each task's final transcript
+/// (`logs/<task>.<attempt>.txt`), read from the run directory.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// By task id.
+    pub transcripts: std::collections::BTreeMap<String, String>,
+}
+
+/// The most of one transcript the page holds (its head; the file has it all).
+const TRANSCRIPT_BYTES: usize = 64 * 1024;
+
+impl Extras {
+    /// The transcripts of `report`'s tasks that this run ran, where their files exist.
+    pub fn load(report: &Report, run_dir: &std::path::Path) -> Extras {
+        let mut transcripts = std::collections::BTreeMap::new();
+        for t in report.tasks.iter().filter(|t| !t.carried_over) {
+            let Some(log) = t.log.as_deref().and_then(|l| l.strip_suffix(".log")) else {
+                continue;
+            };
+            if log.contains("..") || log.starts_with('/') {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(run_dir.join(format!("{log}.txt"))) else {
+                continue;
+            };
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if text.len() > TRANSCRIPT_BYTES {
+                let mut cut = TRANSCRIPT_BYTES;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str(&format!(
+                    "\n… cut here; the whole transcript is {log}.txt\n"
+                ));
+            }
+            transcripts.insert(t.id.clone(), text);
+        }
+        Extras { transcripts }
+    }
+}
+
+/// The whole page, without transcripts.
 pub fn render(report: &Report) -> String {
+    render_with(report, &Extras::default())
+}
+
+/// The whole page.
+pub fn render_with(report: &Report, extras: &Extras) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{} · borg-batch report</title>\n<style>\n{STYLE}</style>\n</head>\n\
-         <body>\n<div class=\"page\">\n",
-        escape(&report.plan_name)
+         <body data-run=\"{}\">\n<div class=\"page\">\n",
+        escape(&report.plan_name),
+        escape(&report.run_id)
     );
     out.push_str(&header(report));
     out.push_str(&overview(report));
@@ -50,19 +104,27 @@ pub fn render(report: &Report) -> String {
         "<div class=\"toolbar\">\
          <label class=\"check\"><input type=\"checkbox\" id=\"hide-passed\"> Only failed</label>\
          <span class=\"spacer\"></span>\
+         <button type=\"button\" class=\"btn\" id=\"expand-all\">Expand all</button>\
+         <button type=\"button\" class=\"btn\" id=\"collapse-all\">Collapse all</button>\
          <div class=\"seg\" role=\"group\" aria-label=\"Diff view\">\
          <button type=\"button\" id=\"view-unified\" class=\"on\">Unified</button>\
-         <button type=\"button\" id=\"view-split\">Side by side</button></div>\
-         </div>\n<main>\n",
+         <button type=\"button\" id=\"view-split\">Split</button></div>\
+         </div>\n<div class=\"layout\">\n",
     );
-    for task in summary::problems_first(report) {
-        out.push_str(&card(task));
+    let tasks = summary::problems_first(report);
+    out.push_str(&diff::tree(&tasks));
+    out.push_str("<main>\n");
+    let mut files = diff::Files::default();
+    for task in tasks {
+        out.push_str(&card(task, extras.transcripts.get(&task.id), &mut files));
     }
     let _ = write!(
         out,
-        "</main>\n<footer>borg-batch · run <code>{}</code></footer>\n</div>\n\
+        "</main>\n</div>\n<footer>borg-batch · run <code>{}</code></footer>\n</div>\n\
+         <script type=\"application/json\" id=\"diff-data\">{}</script>\n\
          <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
-        escape(&report.run_id)
+        escape(&report.run_id),
+        files.json()
     );
     out
 }
@@ -200,13 +262,15 @@ fn files(t: &TaskReport) -> String {
     )
 }
 
-/// One task: its facts, error, notes, result, attempts and changed files.
-fn card(t: &TaskReport) -> String {
+/// One task: its facts, why it did not pass (error, failure output, failing tests),
+/// notes, result, attempts, then its changed files with its transcript beside them.
+fn card(t: &TaskReport, transcript: Option<&String>, files: &mut diff::Files) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "<section class=\"card {status}\" id=\"task-{id}\" data-status=\"{status}\">\n\
-         <div class=\"card-head\"><h2>{id}</h2><span class=\"instance\">{}</span>{}</div>",
+         <div class=\"card-head\"><h2><a href=\"#task-{id}\">{id}</a></h2>\
+         <span class=\"instance\">{}</span>{}</div>",
         escape(&t.instance),
         badges(t),
         status = t.status.as_str(),
@@ -228,24 +292,34 @@ fn card(t: &TaskReport) -> String {
         fact("Tests", tests_line(t.tests.as_ref()));
     }
     if let Some(code) = t.exit_code {
-        fact("Exit code", code.to_string());
+        fact("Agent exit code", code.to_string());
+    }
+    if let Some(check) = check_verdict(t) {
+        fact("Check", check);
     }
     for (name, path) in [("Log", &t.log), ("Patch", &t.patch)] {
         if let Some(p) = path {
             fact(name, link(p));
         }
     }
+    if let Some(p) = t
+        .log
+        .as_deref()
+        .and_then(|l| l.strip_suffix(".log"))
+        .filter(|_| transcript.is_some())
+    {
+        fact("Transcript", link(&format!("{p}.txt")));
+    }
     if let Some(session) = &t.session_id {
         fact("Session", format!("<code>{}</code>", escape(session)));
     }
     out.push_str("</dl>\n");
     if let Some(error) = &t.error {
-        let class = if t.status == Status::Skipped {
-            "note"
+        if t.status == Status::Skipped {
+            let _ = writeln!(out, "<pre class=\"box note\">{}</pre>", escape(error));
         } else {
-            "error"
-        };
-        let _ = writeln!(out, "<pre class=\"box {class}\">{}</pre>", escape(error));
+            out.push_str(&why(t, error));
+        }
     }
     if !t.notes.is_empty() {
         out.push_str("<ul class=\"box note\">");
@@ -266,6 +340,19 @@ fn card(t: &TaskReport) -> String {
     if t.history.len() > 1 {
         out.push_str(&attempts(t));
     }
+    if t.changes.is_empty() && transcript.is_none() {
+        out.push_str("</section>\n");
+        return out;
+    }
+    let _ = write!(
+        out,
+        "<div class=\"work{}\">\n<div class=\"files\">",
+        if transcript.is_some() {
+            " with-transcript"
+        } else {
+            ""
+        }
+    );
     if !t.changes.is_empty() {
         let _ = writeln!(
             out,
@@ -273,11 +360,63 @@ fn card(t: &TaskReport) -> String {
             t.changes.len(),
             if t.changes.len() == 1 { "" } else { "s" }
         );
-        for c in &t.changes {
-            out.push_str(&diff::change(c));
+        for (n, c) in t.changes.iter().enumerate() {
+            out.push_str(&files.change(&t.id, n, c));
         }
     }
-    out.push_str("</section>\n");
+    out.push_str("</div>\n");
+    if let Some(text) = transcript {
+        let _ = writeln!(
+            out,
+            "<aside class=\"transcript\"><h3>Transcript</h3><pre>{}</pre></aside>",
+            escape(text)
+        );
+    }
+    out.push_str("</div>\n</section>\n");
+    out
+}
+
+/// "failed" when the agent passed and its check did not: the card must not read as if exit
+/// code 0 were the whole story.
+fn check_verdict(t: &TaskReport) -> Option<String> {
+    let error = t.error.as_deref()?;
+    (error.starts_with("the check") && !t.status.is_pass()).then(|| {
+        format!(
+            "<span class=\"badge {}\">{}</span>",
+            t.status.as_str(),
+            status_word(t.status)
+        )
+    })
+}
+
+/// The error box: the error in words, the failure output, the failing tests.
+fn why(t: &TaskReport, error: &str) -> String {
+    let mut out = String::from("<div class=\"box error\">");
+    let _ = write!(out, "<div class=\"why\">{}</div>", escape(error));
+    if let Some(failures) = t
+        .tests
+        .as_ref()
+        .map(|c| &c.failures)
+        .filter(|f| !f.is_empty())
+    {
+        out.push_str("<ul class=\"failures\">");
+        for f in failures {
+            let _ = write!(out, "<li><code>{}</code>", escape(&f.name));
+            if !f.message.is_empty() {
+                let _ = write!(out, "<pre>{}</pre>", escape(&f.message));
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ul>");
+    }
+    if let Some(output) = t.failure_output.as_deref().filter(|o| !o.trim().is_empty()) {
+        let _ = write!(
+            out,
+            "<div class=\"label\">Failure output</div><pre class=\"failure-output\">{}</pre>",
+            escape(output.trim_end())
+        );
+    }
+    out.push_str("</div>\n");
     out
 }
 

@@ -34,6 +34,15 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// Renders `report` in `format` with what the run directory adds (the HTML page shows
+/// the transcripts in `logs/`): what a run writes and `borg-batch report` renders again.
+pub fn render_in(report: &Report, format: Format, run_dir: &Path) -> String {
+    match format {
+        Format::Html => html::render_with(report, &html::Extras::load(report, run_dir)),
+        other => render(report, other),
+    }
+}
+
 /// Reads `report.json` from a run directory.
 pub fn read(run_dir: &Path) -> Result<Report> {
     let path = run_dir.join("report.json");
@@ -69,7 +78,7 @@ pub fn rerender(
     }
     let report = read(&run_dir)?;
     let text = match format {
-        Some(format) => render(&report, format),
+        Some(format) => render_in(&report, format, &run_dir),
         None => {
             use std::io::IsTerminal;
             let paint = term::Paint {

@@ -394,7 +394,7 @@ pub(crate) fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
     ] {
         fsutil::write_atomic(
             &run_dir.join(name),
-            report::render(report, format).as_bytes(),
+            report::render_in(report, format, run_dir).as_bytes(),
         )?;
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {

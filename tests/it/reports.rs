@@ -381,7 +381,13 @@ fn html_escapes_everything_and_has_one_script() {
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!page.contains(XSS));
     assert!(!page.contains("<img"));
-    assert_eq!(page.matches("<script").count(), 1, "only our own script");
+    // Our own script and the diff data (JSON, not run).
+    assert_eq!(page.matches("<script").count(), 2, "only our own scripts");
+    assert_eq!(
+        page.matches("<script type=\"application/json\" id=\"diff-data\">")
+            .count(),
+        1
+    );
     for t in &sample().tasks {
         assert!(
             page.contains(&format!("id=\"task-{}\"", t.id)),
@@ -411,10 +417,13 @@ fn html_folds_long_diffs() {
     )];
     let page = render(&r, Format::Html);
     assert!(
-        page.contains("<details class=\"file\"><summary>"),
+        page.contains("<section class=\"file collapsed\""),
         "long diff not folded"
     );
-    assert!(page.contains("data-n=\"500\""), "folded, not cut");
+    assert!(
+        page.contains("[1,null,500,\"line 499\"]"),
+        "folded, not cut"
+    );
 }
 
 #[test]
