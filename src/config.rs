@@ -145,6 +145,12 @@ pub struct AgentConfig {
     pub max_budget_usd: Option<f64>,
     pub session: SessionMode,
     pub env: BTreeMap<String, String>,
+    /// Claude Code's `--setting-sources` (default: only `user`, see `agent::claude`).
+    pub setting_sources: Vec<String>,
+    /// MCP config files, absolute (claude `--mcp-config`, always `--strict-mcp-config`).
+    pub mcp_config: Vec<PathBuf>,
+    /// A task's own `idle_timeout` wins over this one.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Everything a run needs besides the plan, with precedence applied.
@@ -262,6 +268,19 @@ fn resolve_agent(spec: &AgentSpec, plan_dir: &Path, env: &EnvDefaults) -> Result
         max_budget_usd: spec.max_budget_usd,
         session: spec.session.unwrap_or_default(),
         env: spec.env.clone().unwrap_or_default(),
+        setting_sources: spec.setting_sources.clone().unwrap_or_else(|| {
+            crate::plan::DEFAULT_SETTING_SOURCES
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect()
+        }),
+        mcp_config: spec
+            .mcp_config
+            .iter()
+            .flatten()
+            .map(|p| std::path::absolute(plan_dir.join(p)).unwrap_or_else(|_| plan_dir.join(p)))
+            .collect(),
+        idle_timeout: spec.idle_timeout,
     })
 }
 

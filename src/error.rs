@@ -84,6 +84,13 @@ pub enum Error {
     )]
     AgentNotFound { command: String, reason: String },
 
+    #[error(
+        "agent command `{command}` is not logged in: nothing would run\n  \
+         set `ANTHROPIC_API_KEY`, or run `claude setup-token` and set the token it prints as \
+         `CLAUDE_CODE_OAUTH_TOKEN` (or log in with `claude` once)"
+    )]
+    AgentNotLoggedIn { command: String },
+
     #[error("invalid command line: {0}")]
     Usage(String),
 

@@ -143,6 +143,8 @@ pub fn latest_outcomes(plan_name: &str) -> Outcomes {
 /// One line of `journal.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// One line is written and read at a time: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum JournalLine {
     /// An attempt finished.
     Attempt {

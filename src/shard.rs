@@ -325,6 +325,9 @@ mod tests {
                     timeout: None,
                     retries: None,
                     check: None,
+                    idle_timeout: None,
+                    expect: None,
+                    output_schema: None,
                 })
                 .collect(),
         }

@@ -137,6 +137,8 @@ pub struct CappedLog {
     redactors: [Redactor; 2],
     closed: bool,
     error: Option<io::Error>,
+    /// When the child last wrote anything (for `idle_timeout`).
+    last_output: Option<std::time::Instant>,
 }
 
 impl CappedLog {
@@ -156,7 +158,13 @@ impl CappedLog {
             redactors: [Redactor::new(secrets), Redactor::new(secrets)],
             closed: false,
             error: None,
+            last_output: None,
         }
+    }
+
+    /// When the child last wrote to this log, if it has.
+    pub fn last_output(&self) -> Option<std::time::Instant> {
+        self.last_output
     }
 
     /// Appends output (as standard output). Write errors are remembered and reported by
@@ -171,6 +179,7 @@ impl CappedLog {
             return;
         }
         self.total += bytes.len() as u64;
+        self.last_output = Some(std::time::Instant::now());
         let bytes = self.redactors[stream as usize].push(bytes);
         self.store(&bytes);
     }
@@ -292,20 +301,35 @@ pub fn lock(log: &SharedLog) -> MutexGuard<'_, CappedLog> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Finds the agent's result line in stdout: the last line that is a JSON object with
-/// `"type":"result"`.
-#[derive(Debug, Default)]
-pub struct ResultScanner {
-    line: Vec<u8>,
-    overlong: bool,
-    last: Option<String>,
+/// Where a child's standard output goes besides the log: the agent's result reader
+/// ([`crate::agent::Collector`]). Fed every chunk as read, before redaction (it must not
+/// keep what it reads anywhere but in memory).
+pub trait StdoutSink: Send {
+    fn push(&mut self, bytes: &[u8]);
 }
 
-impl ResultScanner {
-    pub fn push(&mut self, mut bytes: &[u8]) {
+/// A sink that keeps nothing (a check's output needs no reading).
+#[derive(Debug, Default)]
+pub struct Discard;
+
+impl StdoutSink for Discard {
+    fn push(&mut self, _: &[u8]) {}
+}
+
+/// Splits a stream into lines, each at most [`MAX_LINE`] bytes (a longer one is skipped
+/// whole, so memory stays bounded), trimmed, for line-based result readers.
+#[derive(Debug, Default)]
+pub struct Lines {
+    line: Vec<u8>,
+    overlong: bool,
+}
+
+impl Lines {
+    /// Feeds `bytes`; calls `each` for every line they complete.
+    pub fn push(&mut self, mut bytes: &[u8], each: &mut dyn FnMut(&str)) {
         while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
             self.extend(&bytes[..nl]);
-            self.end_line();
+            self.end_line(each);
             bytes = &bytes[nl + 1..];
         }
         self.extend(bytes);
@@ -323,52 +347,38 @@ impl ResultScanner {
         self.line.extend_from_slice(bytes);
     }
 
-    fn end_line(&mut self) {
+    fn end_line(&mut self, each: &mut dyn FnMut(&str)) {
         if !self.overlong {
             let line = String::from_utf8_lossy(&self.line);
-            let line = line.trim();
-            if is_result_line(line) {
-                self.last = Some(line.to_string());
-            }
+            each(line.trim());
         }
         self.line.clear();
         self.overlong = false;
     }
 
-    /// The last result line, including an unterminated final line.
-    pub fn finish(mut self) -> Option<String> {
+    /// The end of the stream: an unterminated last line counts too.
+    pub fn finish(&mut self, each: &mut dyn FnMut(&str)) {
         if !self.line.is_empty() || self.overlong {
-            self.end_line();
+            self.end_line(each);
         }
-        self.last
     }
 }
 
-fn is_result_line(line: &str) -> bool {
-    if !(line.starts_with('{') && line.ends_with('}') && line.contains("\"result\"")) {
-        return false;
-    }
-    matches!(
-        serde_json::from_str::<serde_json::Value>(line),
-        Ok(serde_json::Value::Object(map)) if map.get("type").and_then(|t| t.as_str()) == Some("result")
-    )
-}
-
-/// Reads `source` (the child's `stream`) to EOF into `log` (and `scanner`, for stdout).
+/// Reads `source` (the child's `stream`) to EOF into `log` (and `sink`, for stdout).
 /// Runs on its own thread.
 pub fn drain(
     mut source: impl Read,
     stream: Stream,
     log: &SharedLog,
-    mut scanner: Option<&mut ResultScanner>,
+    mut sink: Option<&mut dyn StdoutSink>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match source.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if let Some(scanner) = scanner.as_deref_mut() {
-                    scanner.push(&buf[..n]);
+                if let Some(sink) = sink.as_deref_mut() {
+                    sink.push(&buf[..n]);
                 }
                 lock(log).write_stream(stream, &buf[..n]);
             }
@@ -433,23 +443,15 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_last_result_line_even_unterminated() {
-        let mut s = ResultScanner::default();
-        s.push(b"{\"type\":\"system\"}\nnoise\n{\"type\":\"result\",\"result\":\"one\"}\n");
-        s.push(b"{\"type\":\"result\",\"res");
-        s.push(b"ult\":\"two\"}");
-        assert_eq!(
-            s.finish().as_deref(),
-            Some("{\"type\":\"result\",\"result\":\"two\"}")
-        );
-    }
-
-    #[test]
-    fn an_overlong_line_is_not_a_result() {
-        let mut s = ResultScanner::default();
-        s.push(b"{\"type\":\"result\",\"result\":\"ok\"}\n");
-        s.push(&vec![b'x'; MAX_LINE + 10]);
-        s.push(b"\n");
-        assert!(s.finish().unwrap().contains("ok"));
+    fn lines_are_split_across_chunks_and_overlong_ones_skipped() {
+        let mut lines = Lines::default();
+        let mut got = Vec::new();
+        let mut each = |l: &str| got.push(l.to_string());
+        lines.push(b"one\ntw", &mut each);
+        lines.push(b"o\n", &mut each);
+        lines.push(&vec![b'x'; MAX_LINE + 10], &mut each);
+        lines.push(b"\nlast", &mut each);
+        lines.finish(&mut each);
+        assert_eq!(got, ["one", "two", "last"]);
     }
 }

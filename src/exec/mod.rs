@@ -34,7 +34,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use capture::{CappedLog, ResultScanner, SharedLog, Stream};
+use capture::{CappedLog, SharedLog, StdoutSink, Stream};
 use groups::{registry, signal_group};
 
 /// How long after the leader exits its output may stay open before leftovers are killed
@@ -61,8 +61,9 @@ pub struct Spec {
     pub grace: Duration,
     /// Where the group is recorded while it runs, for a later run to end it if we die.
     pub record: Option<PathBuf>,
-    /// Scan stdout for the agent's result line.
-    pub scan_result: bool,
+    /// No output on stdout or stderr for this long ends the child as a timeout
+    /// (`idle_timeout`), long before `timeout`.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// How the child ended.
@@ -79,11 +80,14 @@ pub enum Exit {
 pub struct Outcome {
     pub exit: Exit,
     pub timed_out: bool,
+    /// The timeout was `idle_timeout` (no output for that long), not the wall clock.
+    pub idle: bool,
+    /// The run was stopping (a signal, a runner error) when the child ended: the runner
+    /// ended it, whatever it printed.
+    pub stopped: bool,
     /// A leftover process held the output open after the leader exited.
     pub leaked: bool,
     pub duration: Duration,
-    /// The last `{"type":"result",...}` line of stdout.
-    pub result_line: Option<String>,
     /// Bytes of output before capping.
     pub output_bytes: u64,
 }
@@ -99,19 +103,34 @@ impl Outcome {
 
 /// Runs `spec` to completion, writing its output into `log`.
 pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
+    run_with(spec, log, capture::Discard).0
+}
+
+/// Runs `spec` to completion, writing its output into `log` and its standard output also
+/// into `sink`, which is handed back once stdout is at its end (`None` if a leftover
+/// process outside the group still held it open).
+pub fn run_with<S: StdoutSink + 'static>(
+    spec: &Spec,
+    log: &SharedLog,
+    sink: S,
+) -> (Outcome, Option<S>) {
     let started = Instant::now();
     let not_started = |why: String| Outcome {
         exit: Exit::NotStarted(why),
         timed_out: false,
+        idle: false,
+        stopped: false,
         leaked: false,
         duration: started.elapsed(),
-        result_line: None,
         output_bytes: 0,
     };
     let stdin = match &spec.stdin {
         Some(path) => match File::open(path) {
             Ok(f) => Stdio::from(f),
-            Err(e) => return not_started(format!("cannot open `{}`: {e}", path.display())),
+            Err(e) => {
+                let why = format!("cannot open `{}`: {e}", path.display());
+                return (not_started(why), Some(sink));
+            }
         },
         None => Stdio::null(),
     };
@@ -130,7 +149,8 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return not_started(format!("cannot start `{}`: {e}", spec.program.display()));
+            let why = format!("cannot start `{}`: {e}", spec.program.display());
+            return (not_started(why), Some(sink));
         }
     };
     let pgid = i32::try_from(child.id()).expect("pids fit in i32");
@@ -156,7 +176,7 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
     }
 
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let scanner = Arc::new(Mutex::new(ResultScanner::default()));
+    let handed_back = Arc::new(Mutex::new(None::<S>));
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let readers = [
@@ -164,15 +184,21 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
             stdout,
             Stream::Stdout,
             log,
-            spec.scan_result.then(|| scanner.clone()),
+            Some((sink, handed_back.clone())),
             &done_tx,
         ),
-        spawn_reader(stderr, Stream::Stderr, log, None, &done_tx),
+        spawn_reader::<S>(stderr, Stream::Stderr, log, None, &done_tx),
     ];
     drop(done_tx);
 
     let exited = watch_exit(pgid);
-    let timed_out = wait_with_timeout(&exited, pgid, timeout, grace);
+    let limits = Limits {
+        wall: timeout,
+        idle: spec.idle_timeout,
+        grace,
+    };
+    let ended = wait_with_timeout(&exited, pgid, &limits, log);
+    let stopped = signals::stopping();
 
     // The leader has exited and is not reaped yet (so the group id is still ours). Give its
     // output a short, fixed time to close (never re-armed by more output), then end
@@ -213,29 +239,39 @@ pub fn run(spec: &Spec, log: &SharedLog) -> Outcome {
             let _ = reader.join();
         }
     }
-    let result_line = if spec.scan_result {
-        std::mem::take(
-            &mut *scanner
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .finish()
-    } else {
-        None
-    };
+    let sink = handed_back
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     let exit = match status {
         Ok(status) => exit_of(status),
         Err(e) => Exit::NotStarted(format!("waiting for the agent failed: {e}")),
     };
     let output_bytes = capture::lock(log).total();
-    Outcome {
+    let outcome = Outcome {
         exit,
-        timed_out,
+        timed_out: ended.is_some(),
+        idle: ended == Some(Ended::Idle),
+        stopped,
         leaked,
         duration: started.elapsed(),
-        result_line,
         output_bytes,
-    }
+    };
+    (outcome, sink)
+}
+
+/// The time limits of one child.
+struct Limits {
+    wall: Duration,
+    idle: Option<Duration>,
+    grace: Duration,
+}
+
+/// Which limit ended a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Wall,
+    Idle,
 }
 
 /// Signals on the returned channel (or drops it) once the leader `pid` has exited, without
@@ -256,40 +292,66 @@ fn watch_exit(pid: i32) -> mpsc::Receiver<()> {
     rx
 }
 
-/// Waits until the leader has exited (unreaped), ending the group on timeout: SIGTERM, then
-/// SIGKILL after `grace`. Returns whether it timed out. The leader is never reaped here, so
+/// Waits until the leader has exited (unreaped), ending the group when a limit is reached
+/// (the wall clock, or no output in `log` for `idle`): SIGTERM, then SIGKILL after
+/// `grace`. Returns which limit ended it, if one did. The leader is never reaped here, so
 /// the group id is still ours whenever we signal it.
 fn wait_with_timeout(
     exited: &mpsc::Receiver<()>,
     pgid: i32,
-    timeout: Duration,
-    grace: Duration,
-) -> bool {
-    // A timeout too large for an Instant makes `recv_timeout` wait without one.
-    if !matches!(
-        exited.recv_timeout(timeout),
-        Err(mpsc::RecvTimeoutError::Timeout)
-    ) {
-        return false;
-    }
-    log::info!("process group {pgid} timed out after {timeout:?}: SIGTERM");
+    limits: &Limits,
+    log: &SharedLog,
+) -> Option<Ended> {
+    let spawned = Instant::now();
+    // A timeout too large for an Instant means no deadline.
+    let deadline = spawned.checked_add(limits.wall);
+    let ended = loop {
+        let now = Instant::now();
+        let quiet_until = limits.idle.and_then(|idle| {
+            let last = capture::lock(log).last_output().unwrap_or(spawned);
+            last.max(spawned).checked_add(idle)
+        });
+        if deadline.is_some_and(|d| now >= d) {
+            break Ended::Wall;
+        }
+        if quiet_until.is_some_and(|q| now >= q) {
+            break Ended::Idle;
+        }
+        let wake = match (deadline, quiet_until) {
+            (Some(d), Some(q)) => Some(d.min(q)),
+            (d, q) => d.or(q),
+        };
+        let result = match wake {
+            Some(wake) => exited.recv_timeout(wake.saturating_duration_since(now)),
+            None => exited
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        if !matches!(result, Err(mpsc::RecvTimeoutError::Timeout)) {
+            return None;
+        }
+    };
+    log::info!("process group {pgid} reached its {ended:?} limit: SIGTERM");
     signal_group(pgid, Signal::SIGTERM);
     if matches!(
-        exited.recv_timeout(grace),
+        exited.recv_timeout(limits.grace),
         Err(mpsc::RecvTimeoutError::Timeout)
     ) {
-        log::info!("process group {pgid} still running after {grace:?}: SIGKILL");
+        log::info!(
+            "process group {pgid} still running after {:?}: SIGKILL",
+            limits.grace
+        );
         signal_group(pgid, Signal::SIGKILL);
         let _ = exited.recv();
     }
-    true
+    Some(ended)
 }
 
-fn spawn_reader(
+fn spawn_reader<S: StdoutSink + 'static>(
     source: impl io::Read + Send + 'static,
     stream: Stream,
     log: &SharedLog,
-    scanner: Option<Arc<Mutex<ResultScanner>>>,
+    sink: Option<(S, Arc<Mutex<Option<S>>>)>,
     done: &mpsc::Sender<()>,
 ) -> thread::JoinHandle<()> {
     let log = log.clone();
@@ -297,14 +359,13 @@ fn spawn_reader(
     thread::Builder::new()
         .name("borg-output".into())
         .spawn(move || {
-            match scanner {
-                Some(scanner) => {
-                    // The scanner is only touched by this thread until EOF.
-                    let mut own = ResultScanner::default();
+            match sink {
+                Some((mut own, handed_back)) => {
+                    // The sink is only touched by this thread until EOF.
                     capture::drain(source, stream, &log, Some(&mut own));
-                    *scanner
+                    *handed_back
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = own;
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(own);
                 }
                 None => capture::drain(source, stream, &log, None),
             }
@@ -398,7 +459,7 @@ mod tests {
             timeout: Duration::from_secs(120),
             grace: Duration::from_secs(1),
             record: None,
-            scan_result: false,
+            idle_timeout: None,
         };
         let outcome = run(&spec, &log);
         assert!(

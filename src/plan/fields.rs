@@ -33,10 +33,22 @@ const AGENT: &[&str] = &[
     "max_budget_usd",
     "session",
     "env",
+    "idle_timeout",
+    "setting_sources",
+    "mcp_config",
 ];
 const INSTANCE: &[&str] = &["name", "role", "context", "template", "ignore", "agent"];
 const TASK: &[&str] = &[
-    "id", "instance", "prompt", "needs", "timeout", "retries", "check",
+    "id",
+    "instance",
+    "prompt",
+    "needs",
+    "timeout",
+    "retries",
+    "check",
+    "idle_timeout",
+    "expect",
+    "output_schema",
 ];
 
 /// The unknown fields of the plan `value` (empty when there are none).

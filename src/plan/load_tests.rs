@@ -244,7 +244,7 @@ fn type_problems_stop_at_the_first_with_its_location() {
         problems("tasks:\n  - id: a\n    nedes: [b]\n"),
         [
             "p.yaml:3:5: `tasks[0]`: unknown field `nedes`, expected one of `id`, `instance`, \
-             `prompt`, `needs`, `timeout`, `retries`, `check`"
+             `prompt`, `needs`, `timeout`, `retries`, `check`, `idle_timeout`, `expect`, `output_schema`"
         ]
     );
     assert_eq!(

@@ -33,6 +33,30 @@ pub enum AgentKind {
     Generic,
 }
 
+impl AgentKind {
+    /// Every kind, as written in a plan.
+    pub const NAMES: [&str; 2] = ["claude", "generic"];
+
+    pub fn parse(name: &str) -> Option<AgentKind> {
+        match name {
+            "claude" => Some(AgentKind::Claude),
+            "generic" => Some(AgentKind::Generic),
+            _ => None,
+        }
+    }
+}
+
+/// What a task must have done besides passing its agent and check (`expect:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The agent changed at least one file.
+    Changes,
+}
+
+/// The setting sources Claude Code reads by default: only the instance's own config folder
+/// (`user`), never the template's `.claude/settings*.json` (see `agent::claude`).
+pub const DEFAULT_SETTING_SOURCES: [&str; 1] = ["user"];
+
 /// Whether consecutive tasks of an instance continue one agent session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +79,11 @@ pub struct AgentSpec {
     pub max_budget_usd: Option<f64>,
     pub session: Option<SessionMode>,
     pub env: Option<BTreeMap<String, String>>,
+    pub idle_timeout: Option<Duration>,
+    /// `user`, `project`, `local` (claude `--setting-sources`).
+    pub setting_sources: Option<Vec<String>>,
+    /// MCP config files, as written (relative to the plan's folder).
+    pub mcp_config: Option<Vec<String>>,
 }
 
 impl AgentSpec {
@@ -86,6 +115,12 @@ impl AgentSpec {
             max_budget_usd: self.max_budget_usd.or(base.max_budget_usd),
             session: self.session.or(base.session),
             env,
+            idle_timeout: self.idle_timeout.or(base.idle_timeout),
+            setting_sources: self
+                .setting_sources
+                .clone()
+                .or_else(|| base.setting_sources.clone()),
+            mcp_config: self.mcp_config.clone().or_else(|| base.mcp_config.clone()),
         }
     }
 }
@@ -115,6 +150,11 @@ pub struct Task {
     pub timeout: Option<Duration>,
     pub retries: Option<u32>,
     pub check: Option<String>,
+    /// No output for this long ends an attempt as timed out (over `agent.idle_timeout`).
+    pub idle_timeout: Option<Duration>,
+    pub expect: Option<Expect>,
+    /// Loaded and compiled; its path resolved against the plan's folder.
+    pub output_schema: Option<crate::agent::schema::Schema>,
 }
 
 /// A validated plan.

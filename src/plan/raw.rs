@@ -44,6 +44,9 @@ pub struct RawAgent {
     pub max_budget_usd: Option<f64>,
     pub session: Option<String>,
     pub env: Option<BTreeMap<String, Text>>,
+    pub idle_timeout: Option<Text>,
+    pub setting_sources: Option<Vec<String>>,
+    pub mcp_config: Option<Vec<String>>,
 }
 
 /// One entry of `instances:`.
@@ -69,6 +72,9 @@ pub struct RawTask {
     pub timeout: Option<Text>,
     pub retries: Option<Whole>,
     pub check: Option<String>,
+    pub idle_timeout: Option<Text>,
+    pub expect: Option<String>,
+    pub output_schema: Option<String>,
 }
 
 /// A scalar taken as its text: `id: 1`, `timeout: 90` and `PORT: 8080` are read as the

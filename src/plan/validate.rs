@@ -13,7 +13,7 @@ use super::cycles::find_cycles;
 use super::duration::parse_span;
 use super::locate::Locator;
 use super::raw::{RawAgent, RawInstance, RawPlan, RawTask, Text, Whole};
-use super::{AgentKind, AgentSpec, Instance, Plan, SessionMode, Task, check_name};
+use super::{AgentKind, AgentSpec, Expect, Instance, Plan, SessionMode, Task, check_name};
 use crate::error::PlanProblem;
 
 pub const MAX_JOBS: i128 = 256;
@@ -22,6 +22,8 @@ pub const MAX_TURNS: i128 = 10_000;
 pub const MAX_BUDGET_USD: f64 = 10_000.0;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+/// Claude Code's setting sources (`--setting-sources`).
+pub const SETTING_SOURCES: [&str; 3] = ["user", "project", "local"];
 pub const PERMISSION_MODES: [&str; 5] = [
     "acceptEdits",
     "bypassPermissions",
@@ -144,17 +146,43 @@ impl<'a> Checker<'a> {
             return AgentSpec::default();
         };
         let f = |name: &str| format!("{field}.{name}");
-        let kind = raw.kind.as_deref().and_then(|k| match k {
-            "claude" => Some(AgentKind::Claude),
-            "generic" => Some(AgentKind::Generic),
-            other => {
+        let kind = raw.kind.as_deref().and_then(|k| {
+            let kind = AgentKind::parse(k);
+            if kind.is_none() {
+                let names: Vec<String> =
+                    AgentKind::NAMES.iter().map(|n| format!("`{n}`")).collect();
                 self.problem(
                     &f("kind"),
-                    format!("unknown agent kind `{other}`; use `claude` or `generic`"),
+                    format!("unknown agent kind `{k}`; use {}", names.join(" or ")),
                 );
-                None
             }
+            kind
         });
+        let idle_timeout = self.duration(
+            &f("idle_timeout"),
+            raw.idle_timeout.as_ref(),
+            MAX_TIMEOUT,
+            false,
+        );
+        for (i, source) in raw.setting_sources.iter().flatten().enumerate() {
+            if !SETTING_SOURCES.contains(&source.as_str()) {
+                self.problem(
+                    &format!("{field}.setting_sources[{i}]"),
+                    format!(
+                        "unknown setting source `{source}`; use {}",
+                        SETTING_SOURCES.join(", ")
+                    ),
+                );
+            }
+        }
+        for (i, path) in raw.mcp_config.iter().flatten().enumerate() {
+            if path.trim().is_empty() {
+                self.problem(
+                    &format!("{field}.mcp_config[{i}]"),
+                    "an MCP config path must not be empty",
+                );
+            }
+        }
         let session = raw.session.as_deref().and_then(|s| match s {
             "resume" => Some(SessionMode::Resume),
             "fresh" => Some(SessionMode::Fresh),
@@ -238,6 +266,9 @@ impl<'a> Checker<'a> {
             max_turns,
             max_budget_usd,
             session,
+            idle_timeout,
+            setting_sources: raw.setting_sources.clone(),
+            mcp_config: raw.mcp_config.clone(),
             env,
         }
     }
@@ -323,7 +354,7 @@ impl<'a> Checker<'a> {
         None
     }
 
-    fn task(&mut self, i: usize, raw: &RawTask) -> Task {
+    fn task(&mut self, i: usize, raw: &RawTask, dir: &Path) -> Task {
         let f = |name: &str| format!("tasks[{i}].{name}");
         let id = raw.id.as_ref().map_or_else(String::new, |n| n.0.clone());
         match &raw.id {
@@ -343,6 +374,35 @@ impl<'a> Checker<'a> {
         let retries = self
             .whole(&f("retries"), raw.retries, 0, MAX_RETRIES)
             .and_then(|n| u32::try_from(n).ok());
+        let idle_timeout = self.duration(
+            &f("idle_timeout"),
+            raw.idle_timeout.as_ref(),
+            MAX_TIMEOUT,
+            false,
+        );
+        let expect = raw.expect.as_deref().and_then(|e| match e {
+            "changes" => Some(Expect::Changes),
+            other => {
+                self.problem(
+                    &f("expect"),
+                    format!("unknown expectation `{other}`; use `changes`"),
+                );
+                None
+            }
+        });
+        let output_schema = raw.output_schema.as_deref().and_then(|p| {
+            let path = dir.join(p);
+            match crate::agent::schema::Schema::load(&path) {
+                Ok(schema) => Some(schema),
+                Err(why) => {
+                    self.problem(
+                        &f("output_schema"),
+                        format!("the schema `{}` {why}", path.display()),
+                    );
+                    None
+                }
+            }
+        });
         Task {
             id,
             instance: raw
@@ -354,6 +414,9 @@ impl<'a> Checker<'a> {
             timeout,
             retries,
             check: raw.check.clone(),
+            idle_timeout,
+            expect,
+            output_schema,
         }
     }
 
@@ -534,7 +597,7 @@ pub(super) fn validate(
     let tasks: Vec<Task> = raw_tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| c.task(i, t))
+        .map(|(i, t)| c.task(i, t, dir))
         .collect();
     c.references(&instances, &tasks);
     let problems = c.into_problems();

@@ -99,6 +99,13 @@ impl Summary {
     }
 }
 
+/// What an agent reported using, in tokens (input includes cached input).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+}
+
 /// A task's test results: from the JUnit files its check wrote, else from the summary
 /// lines of the runners in the check's output (SPEC.md "The run directory": `tests`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,8 +149,14 @@ pub struct TaskReport {
     pub duration_ms: u64,
     pub session_id: Option<String>,
     pub cost_usd: Option<f64>,
+    /// All attempts' tokens; null where the agent reports none.
+    #[serde(default)]
+    pub tokens: Option<Tokens>,
     /// The agent's final text.
     pub result: Option<String>,
+    /// The final answer as JSON, for a task with an `output_schema`.
+    #[serde(default)]
+    pub structured_output: Option<serde_json::Value>,
     /// Why the task did not pass, in words.
     pub error: Option<String>,
     pub tests: Option<TestCounts>,
@@ -187,7 +200,9 @@ impl TaskReport {
             duration_ms: 0,
             session_id: None,
             cost_usd: None,
+            tokens: None,
             result: None,
+            structured_output: None,
             error: Some(reason.to_string()),
             tests: None,
             failure_output: None,

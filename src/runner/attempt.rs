@@ -1,19 +1,21 @@
-//! One attempt of a task: the agent's invocation, its process, its result line and
-//! session, rate-limit back-off and unknown-session recovery, then the check.
+//! One attempt of a task: the agent's invocation, its process, its result and session,
+//! rate-limit back-off and unknown-session recovery, the pass rule, then the check.
+//!
+//! Knows no agent by name: everything kind-specific is asked of [`agent::adapter`].
 
 use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::agent::{self, AgentResult};
+use crate::agent::{self, AgentResult, schema::Schema};
 use crate::config::AgentConfig;
 use crate::error::{Error, Result};
 use crate::exec::{self, Exit, capture, signals};
-use crate::plan::{AgentKind, SessionMode, Task, format_duration};
+use crate::plan::{Expect, Task, format_duration};
 use crate::report::{AttemptReport, Status, TestCounts};
 use crate::runner::events::Event;
-use crate::snapshot::{Ignore, Snapshot, Store};
+use crate::snapshot::{Entry, Ignore, Snapshot, Store};
 use crate::workspace::{Workspace, lock::RUNNING};
 
 use super::RunContext;
@@ -34,6 +36,8 @@ pub(super) struct Attempt {
     pub after: Option<Snapshot>,
     pub tests: Option<TestCounts>,
     pub notes: Vec<String>,
+    /// The final answer, for a task with an `output_schema` (checked against it).
+    pub structured_output: Option<serde_json::Value>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -50,6 +54,7 @@ pub(super) fn run_attempt(
     (before, ignore, store): (&Snapshot, &Ignore, &Store),
 ) -> Result<Attempt> {
     let started = Instant::now();
+    let adapter = agent::adapter(agent.kind);
     let log_rel = format!("logs/{}.{attempt_no}.log", task.id);
     let log_path = ctx.run_dir.join(&log_rel);
     let log =
@@ -66,6 +71,14 @@ pub(super) fn run_attempt(
     })?;
 
     let (outcome, result) = loop {
+        // A new session's id is chosen here and recorded before the spawn: a run killed
+        // mid-task leaves a session the next run can resume.
+        let new_session =
+            (agent::resumes(agent) && adapter.chooses_session_id() && start_session.is_none())
+                .then(|| uuid::Uuid::new_v4().to_string());
+        if let Some(id) = &new_session {
+            ws.set_session_id(id)?;
+        }
         let invocation = agent::invocation(
             agent,
             &agent::Request {
@@ -73,6 +86,8 @@ pub(super) fn run_attempt(
                 history,
                 task_prompt: &task.prompt,
                 resume: start_session.as_deref(),
+                new_session: new_session.as_deref(),
+                schema: task.output_schema.as_ref(),
             },
         );
         let prompt_file = ws.state().join("prompt.md");
@@ -81,40 +96,43 @@ pub(super) fn run_attempt(
             "--- borg-batch: {} (attempt {attempt_no}/{max_attempts})",
             agent::shell_line(&invocation.program, &invocation.args)
         ));
+        let (env, env_remove) = ctx.agent_process_env(agent, ws, task, attempt_no);
         let spec = exec::Spec {
             program: invocation.program.clone(),
             args: invocation.args.iter().map(OsString::from).collect(),
             cwd: ws.project_files(),
-            env: ctx.agent_env(agent, ws, task, attempt_no),
-            env_remove: Vec::new(),
+            env,
+            env_remove,
             stdin: Some(prompt_file),
             timeout,
             grace: ctx.settings.grace,
             record: Some(ws.state().join(RUNNING)),
-            scan_result: true,
+            idle_timeout: task.idle_timeout.or(agent.idle_timeout),
         };
-        let outcome = exec::run(&spec, &log);
+        let (outcome, collector) = exec::run_with(&spec, &log, adapter.collector());
         // Its whole group has ended: undo what it did to the runner's own files before
         // the runner writes any of them.
         notes.extend(ws.repair()?);
-        let mut result = outcome.result_line.as_deref().and_then(agent::parse_result);
+        let mut result = collector.and_then(agent::Collector::finish);
         if let Some(r) = result.as_mut() {
-            notes.extend(own_cost(ws, start_session.as_deref(), r)?);
-            if let (Some(id), SessionMode::Resume) = (r.session_id.as_deref(), agent.session) {
+            notes.extend(own_cost(
+                ws,
+                start_session.as_deref(),
+                r,
+                adapter.cumulative_cost(),
+            )?);
+            if let (Some(id), true) = (r.session_id.as_deref(), agent::resumes(agent)) {
                 ws.set_session_id(id)?;
             }
         }
         let failed = outcome.exit != Exit::Code(0)
             || result.as_ref().is_some_and(|r| r.is_error == Some(true));
         if failed && !outcome.timed_out && !signals::stopping() {
-            let unknown = result.as_ref().is_some_and(|r| {
-                agent::is_unknown_session(&r.errors.join("\n"))
-                    || agent::is_unknown_session(r.result.as_deref().unwrap_or_default())
-            }) || {
+            let unknown = start_session.is_some() && {
                 capture::lock(&log).flush();
-                unknown_session(&log_path)
+                adapter.is_unknown_session(result.as_ref(), &output_tail(&log_path))
             };
-            if start_session.is_some() && !session_reset && unknown {
+            if !session_reset && unknown {
                 notes.push(format!(
                     "session `{}` could not be resumed; started a new session with the task \
                      history in the prompt",
@@ -125,7 +143,7 @@ pub(super) fn run_attempt(
                 session_reset = true;
                 continue;
             }
-            if let Some(r) = result.as_ref().filter(|r| agent::is_rate_limited(r)) {
+            if let Some(r) = result.as_ref().filter(|r| adapter.is_rate_limited(r)) {
                 rate_limited += 1;
                 if rate_limited < RATE_LIMIT_TRIES {
                     let wait = backoff(rate_limited);
@@ -148,23 +166,34 @@ pub(super) fn run_attempt(
     };
 
     let after = take_snapshot(ws, ignore, Some(before), store).ok();
-    let mut error = None;
-    let status = if signals::stopping() && outcome.exit != Exit::Code(0) {
-        // Ended by the runner (a signal, or the kill after a runner error), not by itself.
-        error = Some(signals::stop_reason().to_string());
-        Status::Interrupted
-    } else if outcome.timed_out {
-        error = Some(format!(
-            "the agent timed out after {}",
-            format_duration(timeout)
-        ));
-        Status::TimedOut
-    } else if let Some(why) = agent_failure(agent.kind, &outcome, result.as_ref()) {
-        error = Some(why);
-        Status::Failed
-    } else {
-        Status::Passed
+    let verdict = judge(
+        adapter,
+        &outcome,
+        result.as_ref(),
+        (timeout, task.idle_timeout.or(agent.idle_timeout)),
+    );
+    let (mut status, mut error) = match verdict {
+        Some((status, why)) => (status, Some(why)),
+        None => (Status::Passed, None),
     };
+    let mut structured_output = None;
+    if let Some(schema) = &task.output_schema {
+        let answer = result
+            .as_ref()
+            .and_then(|r| Schema::answer(r.structured_output.as_ref(), r.result.as_deref()));
+        if status == Status::Passed
+            && let Some(why) = schema_failure(schema, answer.as_ref())
+        {
+            (status, error) = (Status::Failed, Some(why));
+        }
+        structured_output = answer;
+    }
+    if status == Status::Passed
+        && task.expect == Some(Expect::Changes)
+        && after.as_ref().is_some_and(|a| !changed_files(before, a))
+    {
+        (status, error) = (Status::Failed, Some("the agent changed no file".into()));
+    }
 
     let mut tests = None;
     let status = match (&task.check, status) {
@@ -203,7 +232,82 @@ pub(super) fn run_attempt(
         after,
         tests,
         notes,
+        structured_output,
     })
+}
+
+/// The agent's status by the pass rule, and why it did not pass; `None` if it passed.
+/// A task the runner stopped is `interrupted` whatever it printed.
+fn judge(
+    adapter: &dyn agent::Adapter,
+    outcome: &exec::Outcome,
+    result: Option<&AgentResult>,
+    (timeout, idle): (Duration, Option<Duration>),
+) -> Option<(Status, String)> {
+    if outcome.stopped || (signals::stopping() && outcome.exit != Exit::Code(0)) {
+        // Ended by the runner (a signal, or the kill after a runner error), not by itself.
+        return Some((Status::Interrupted, signals::stop_reason().to_string()));
+    }
+    if outcome.timed_out {
+        let why = match idle {
+            Some(idle) if outcome.idle => format!(
+                "the agent timed out: no output for {}",
+                format_duration(idle)
+            ),
+            _ => format!("the agent timed out after {}", format_duration(timeout)),
+        };
+        return Some((Status::TimedOut, why));
+    }
+    let why = match &outcome.exit {
+        Exit::NotStarted(why) => Some(why.clone()),
+        Exit::Signal(sig) => Some(format!("the agent was killed by signal {sig}")),
+        Exit::Code(code) => adapter.judge(*code, result),
+    };
+    why.map(|why| (Status::Failed, why))
+}
+
+/// Why the final answer does not satisfy `schema`, if it does not.
+fn schema_failure(schema: &Schema, answer: Option<&serde_json::Value>) -> Option<String> {
+    let name = schema.path.file_name().map_or_else(
+        || schema.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match answer {
+        None => Some(format!(
+            "the agent's final answer is not JSON, so it cannot match `{name}`"
+        )),
+        Some(answer) => schema.check(answer).err().map(|why| {
+            format!(
+                "the agent's final answer does not match `{name}`: {}",
+                agent::one_line(&why, 400)
+            )
+        }),
+    }
+}
+
+/// Whether any file, symlink or executable bit differs between the snapshots (folders
+/// alone are never a change).
+fn changed_files(before: &Snapshot, after: &Snapshot) -> bool {
+    let files = |s: &Snapshot| {
+        s.entries
+            .iter()
+            .filter_map(|(path, entry)| match entry {
+                Entry::Dir => None,
+                Entry::File(m) => {
+                    Some((path.clone(), Some((m.hash.clone(), m.mode & 0o111)), None))
+                }
+                Entry::Symlink { target } => Some((path.clone(), None, Some(target.clone()))),
+            })
+            .collect::<Vec<_>>()
+    };
+    files(before) != files(after)
+}
+
+/// The end of the attempt's log so far (the CLI's complaints come at the end).
+fn output_tail(log: &Path) -> String {
+    let text = fs::read(log).unwrap_or_default();
+    let tail = &text[text.len().saturating_sub(64 * 1024)..];
+    String::from_utf8_lossy(tail).into_owned()
 }
 
 /// Turns the CLI's cumulative `total_cost_usd` of a resumed session into this attempt's own
@@ -213,6 +317,7 @@ fn own_cost(
     ws: &Workspace,
     resumed: Option<&str>,
     result: &mut AgentResult,
+    cumulative: bool,
 ) -> Result<Option<String>> {
     let Some(total) = result.total_cost_usd else {
         return Ok(None);
@@ -222,6 +327,9 @@ fn own_cost(
         return Ok(Some(format!(
             "the agent reported an invalid cost (total_cost_usd {total}); counted as unknown"
         )));
+    }
+    if !cumulative {
+        return Ok(None);
     }
     let before = resumed
         .map(|id| ws.session_cost(id))
@@ -242,36 +350,6 @@ fn own_cost(
 /// Whether `cost` is a real amount of money: finite and not negative.
 pub(super) fn valid_cost(cost: f64) -> bool {
     cost.is_finite() && cost >= 0.0
-}
-
-/// Why the agent did not pass, by the pass rule (timeouts are handled by the caller).
-fn agent_failure(
-    kind: AgentKind,
-    outcome: &exec::Outcome,
-    result: Option<&AgentResult>,
-) -> Option<String> {
-    // The result line's words explain a non-zero exit only when it says something failed.
-    let words = result
-        .filter(|r| {
-            r.is_error == Some(true) || r.subtype.as_deref().is_some_and(|s| s != "success")
-        })
-        .map(agent::describe_failure);
-    match &outcome.exit {
-        Exit::NotStarted(why) => Some(why.clone()),
-        Exit::Signal(sig) => Some(format!("the agent was killed by signal {sig}")),
-        Exit::Code(0) => agent::judge_result(kind, result),
-        Exit::Code(code) => Some(match words {
-            Some(words) => format!("the agent exited with code {code}: {words}"),
-            None => format!("the agent exited with code {code}"),
-        }),
-    }
-}
-
-fn unknown_session(log: &Path) -> bool {
-    // The CLI's complaint comes at the end of a short output; 64 KiB is plenty.
-    let text = fs::read(log).unwrap_or_default();
-    let tail = &text[text.len().saturating_sub(64 * 1024)..];
-    agent::is_unknown_session(&String::from_utf8_lossy(tail))
 }
 
 /// Exponential back-off with jitter: 2 s, 4 s, 8 s ... at most 60 s, plus up to 25 %.

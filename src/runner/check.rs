@@ -57,7 +57,7 @@ pub(super) fn run_check(
         timeout,
         grace: ctx.settings.grace,
         record: Some(ws.state().join(RUNNING)),
-        scan_result: false,
+        idle_timeout: None,
     };
     let outcome = exec::run(&spec, &check_log);
     let repaired = ws.repair()?;

@@ -143,6 +143,9 @@ fn render(
                 history: &history,
                 task_prompt: &task.prompt,
                 resume: session.as_deref(),
+                // Chosen when the task starts (and recorded before its agent is spawned).
+                new_session: Some("<new session id>"),
+                schema: task.output_schema.as_ref(),
             },
         );
         let timeout = task.timeout.unwrap_or(settings.default_timeout);

@@ -22,7 +22,7 @@ use crate::error::{Error, Result, exit};
 use crate::exec::capture::Redactor;
 use crate::exec::signals;
 use crate::history::{self, Outcomes, RunMeta};
-use crate::plan::{self, AgentKind, Plan, Task};
+use crate::plan::{self, Plan, Task};
 use crate::report::{self, Report, Status, Summary, TaskReport};
 use crate::shard::{self, Split};
 use crate::workspace::{InstanceLock, Workspace, roles};
@@ -56,7 +56,7 @@ impl RunContext<'_> {
     }
 
     /// The agent's environment on top of the runner's: `agent.env`, the `BORG_*` variables
-    /// and, for Claude Code, the instance's own configuration folder.
+    /// and what its kind needs (its own configuration folder).
     pub fn agent_env(
         &self,
         agent: &AgentConfig,
@@ -64,6 +64,18 @@ impl RunContext<'_> {
         task: &Task,
         attempt: u32,
     ) -> Vec<(OsString, OsString)> {
+        agent_env(agent, ws, self.run_id, &task.id, attempt).0
+    }
+
+    /// [`Self::agent_env`], and the inherited variables to remove (a parent Claude Code
+    /// session's).
+    pub fn agent_process_env(
+        &self,
+        agent: &AgentConfig,
+        ws: &Workspace,
+        task: &Task,
+        attempt: u32,
+    ) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
         agent_env(agent, ws, self.run_id, &task.id, attempt)
     }
 
@@ -86,7 +98,7 @@ fn agent_env(
     run_id: &str,
     task: &str,
     attempt: u32,
-) -> Vec<(OsString, OsString)> {
+) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
     let mut env: BTreeMap<String, OsString> = agent
         .env
         .iter()
@@ -96,10 +108,11 @@ fn agent_env(
     env.insert("BORG_TASK_ID".into(), task.into());
     env.insert("BORG_INSTANCE".into(), ws.name.clone().into());
     env.insert("BORG_ATTEMPT".into(), attempt.to_string().into());
-    if agent.kind == AgentKind::Claude {
-        crate::agent::claude::isolate(&mut env, ws);
-    }
-    env.into_iter().map(|(k, v)| (k.into(), v)).collect()
+    let remove = crate::agent::environment(agent, ws, &mut env);
+    (
+        env.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        remove,
+    )
 }
 
 /// Values of environment variables whose names contain KEY, TOKEN, SECRET or PASSWORD, from
@@ -419,16 +432,18 @@ pub(crate) fn write_reports(report: &Report, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Before the first task: every Claude Code command that will run answers `--version`.
+/// Before the first task: every agent command that will run works (its kind says how:
+/// Claude Code answers `--version` and is logged in).
 fn preflight(plan: &Plan, settings: &Settings, selected: &BTreeSet<String>) -> Result<()> {
     let mut checked = Vec::new();
     for task in plan.tasks.iter().filter(|t| selected.contains(&t.id)) {
         let agent = settings.agent(&task.instance);
-        if agent.kind != AgentKind::Claude || checked.contains(&agent.program) {
+        let key = (agent.kind, agent.program.clone(), agent.env.clone());
+        if checked.contains(&key) {
             continue;
         }
-        checked.push(agent.program.clone());
-        crate::agent::claude::check_version(agent)?;
+        checked.push(key);
+        crate::agent::adapter(agent.kind).preflight(agent)?;
     }
     Ok(())
 }

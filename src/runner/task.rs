@@ -11,7 +11,7 @@ use crate::agent;
 use crate::diff;
 use crate::error::Result;
 use crate::exec::signals;
-use crate::plan::{AgentKind, SessionMode, Task, format_duration};
+use crate::plan::{Task, format_duration};
 use crate::report::{Status, TaskReport};
 use crate::runner::events::Event;
 use crate::snapshot::{self, Ignore, Snapshot, Store};
@@ -63,9 +63,12 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
 
     let max_attempts = 1 + task.retries.unwrap_or(ctx.settings.default_retries);
     let timeout = task.timeout.unwrap_or(ctx.settings.default_timeout);
-    let resumes = agent.kind == AgentKind::Claude && agent.session == SessionMode::Resume;
     // A retry resumes the session the task started from, not the failed attempt's.
-    let mut start_session = if resumes { ws.session_id() } else { None };
+    let mut start_session = if agent::resumes(agent) {
+        ws.session_id()
+    } else {
+        None
+    };
     let mut last_after = None;
     let mut cost = None::<f64>;
 
@@ -110,6 +113,12 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         // What the final attempt said, not an earlier one's.
         report.tests = attempt.tests;
         report.result = attempt.result.as_ref().and_then(|r| r.result.clone());
+        report.structured_output = attempt.structured_output.take();
+        if let Some(t) = attempt.result.as_ref().and_then(|r| r.tokens) {
+            let sum = report.tokens.get_or_insert_default();
+            sum.input += t.input;
+            sum.output += t.output;
+        }
         report.notes.extend(attempt.notes);
         // The newest session the task knows of (an attempt without a result line has none).
         if let Some(id) = attempt.result.as_ref().and_then(|r| r.session_id.clone()) {

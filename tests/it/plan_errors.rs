@@ -54,7 +54,7 @@ tasks:
     nedes: [b]
 ",
         fragment: "plans/bad.yaml:6:5: `tasks[0]`: unknown field `nedes`, expected one of `id`, \
-                   `instance`, `prompt`, `needs`, `timeout`, `retries`, `check`",
+                   `instance`, `prompt`, `needs`, `timeout`, `retries`, `check`, `idle_timeout`, `expect`, `output_schema`",
     },
     Case {
         name: "duplicate key in a struct",
