@@ -6,7 +6,7 @@
 //! on `dev` can never run, though the `needs` alone form no cycle. Each cycle is reported
 //! once, starting at a `needs` edge so the problem points at a line the user can change.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use super::Task;
 
@@ -55,49 +55,98 @@ pub(super) fn find_cycles(tasks: &[Task]) -> Vec<Cycle> {
             edges[i].push((prev, Edge::Order));
         }
     }
-    let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
-    for (from, out) in edges.iter().enumerate() {
-        for (to, _) in out {
-            reverse[*to].push(from);
-        }
+    // One pass (Tarjan) finds every strongly connected group: linear in tasks + edges,
+    // where a reachability search per task was quadratic on a long `needs` chain.
+    let group = components(&edges);
+    let mut size = vec![0usize; tasks.len()];
+    for &g in &group {
+        size[g] += 1;
     }
-    let mut done = BTreeSet::new();
+    let mut reported = vec![false; tasks.len()];
     let mut cycles = Vec::new();
     for start in 0..tasks.len() {
-        if done.contains(&start) {
+        let g = group[start];
+        // Self-needs are not edges here: a group of one is never a cycle.
+        if size[g] < 2 || reported[g] {
             continue;
         }
-        let forward = reachable(start, |n| edges[n].iter().map(|(t, _)| *t).collect());
-        if !forward.contains(&start) {
-            continue;
-        }
-        let backward = reachable(start, |n| reverse[n].clone());
-        done.extend(forward.intersection(&backward).copied());
-        if let Some(path) = shortest_cycle(start, &edges) {
+        reported[g] = true;
+        if let Some(path) = shortest_cycle(start, &edges, |n| group[n] == g) {
             cycles.push(describe(tasks, &path));
         }
     }
     cycles
 }
 
-/// Nodes reachable from `start` in one or more steps.
-fn reachable(start: usize, next: impl Fn(usize) -> Vec<usize>) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut queue: VecDeque<usize> = next(start).into();
-    while let Some(n) = queue.pop_front() {
-        if seen.insert(n) {
-            queue.extend(next(n));
+/// The strongly connected group of each node (Tarjan's algorithm, iterative so a chain
+/// of 100,000 tasks cannot overflow the stack).
+fn components(edges: &[Vec<(usize, Edge)>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut group = vec![UNSEEN; n];
+    let mut stack = Vec::new();
+    let mut next_index = 0;
+    let mut groups = 0;
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        // (node, next edge to look at)
+        let mut calls = vec![(root, 0usize)];
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut k)) = calls.last_mut() {
+            if let Some(&(w, _)) = edges[v].get(*k) {
+                *k += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(parent, _)) = calls.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    group[w] = groups;
+                    if w == v {
+                        break;
+                    }
+                }
+                groups += 1;
+            }
         }
     }
-    seen
+    group
 }
 
 /// The shortest way from `start` back to itself, as (node, edge taken from it) steps.
-fn shortest_cycle(start: usize, edges: &[Vec<(usize, Edge)>]) -> Option<Vec<(usize, Edge)>> {
+/// Only nodes for which `inside` holds (the start's group) are searched: a cycle never
+/// leaves its group, and a search over the whole plan per cycle would be quadratic again.
+fn shortest_cycle(
+    start: usize,
+    edges: &[Vec<(usize, Edge)>],
+    inside: impl Fn(usize) -> bool,
+) -> Option<Vec<(usize, Edge)>> {
     let mut came_from: BTreeMap<usize, (usize, Edge)> = BTreeMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {
-        for &(to, edge) in &edges[n] {
+        for &(to, edge) in edges[n].iter().filter(|(to, _)| inside(*to)) {
             if to == start {
                 let mut path = vec![(n, edge)];
                 let mut at = n;
