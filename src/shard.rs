@@ -317,18 +317,7 @@ mod tests {
                 .collect(),
             tasks: tasks
                 .iter()
-                .map(|(id, inst, needs)| Task {
-                    id: (*id).into(),
-                    instance: (*inst).into(),
-                    prompt: "p".into(),
-                    needs: needs.iter().map(|n| (*n).to_string()).collect(),
-                    timeout: None,
-                    retries: None,
-                    check: None,
-                    idle_timeout: None,
-                    expect: None,
-                    output_schema: None,
-                })
+                .map(|(id, inst, needs)| Task::minimal(id, inst, needs))
                 .collect(),
         }
     }

@@ -211,18 +211,7 @@ mod tests {
     use super::*;
 
     fn task(id: &str, instance: &str, needs: &[&str]) -> Task {
-        Task {
-            id: id.into(),
-            instance: instance.into(),
-            prompt: "p".into(),
-            needs: needs.iter().map(|n| (*n).to_string()).collect(),
-            timeout: None,
-            retries: None,
-            check: None,
-            idle_timeout: None,
-            expect: None,
-            output_schema: None,
-        }
+        Task::minimal(id, instance, needs)
     }
 
     #[test]

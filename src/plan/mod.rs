@@ -157,6 +157,26 @@ pub struct Task {
     pub output_schema: Option<crate::agent::schema::Schema>,
 }
 
+#[cfg(test)]
+impl Task {
+    /// A task with only an id, an instance and needs, for the unit tests of the modules
+    /// that read plans (scheduling, shards, cycles).
+    pub(crate) fn minimal(id: &str, instance: &str, needs: &[&str]) -> Task {
+        Task {
+            id: id.into(),
+            instance: instance.into(),
+            prompt: "p".into(),
+            needs: needs.iter().map(|n| (*n).to_string()).collect(),
+            timeout: None,
+            retries: None,
+            check: None,
+            idle_timeout: None,
+            expect: None,
+            output_schema: None,
+        }
+    }
+}
+
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
