@@ -25,7 +25,8 @@ use crate::history::{self, Outcomes, RunMeta};
 use crate::plan::{self, Plan, Task};
 use crate::report::{self, Report, Status, Summary, TaskReport};
 use crate::shard::{self, Split};
-use crate::workspace::{InstanceLock, Workspace, roles};
+use crate::snapshot::Ignore;
+use crate::workspace::{InstanceLock, Workspace, base, roles};
 use crate::{fsutil, schedule};
 
 use events::{Event, Reporter};
@@ -281,6 +282,10 @@ pub fn run(options: &RunOptions) -> Result<i32> {
                 &context,
                 &[&run_dir, Path::new(history::RUNS)],
             )
+            .map_err(Error::before_run)?;
+        // The base the instance's whole change is measured against: taken once, when the
+        // workspace is created (or first seen without one).
+        base::ensure(&ws, &Ignore::new(&settings.ignore[&instance.name]))
             .map_err(Error::before_run)?;
         prepare_notes
             .entry(instance.name.clone())

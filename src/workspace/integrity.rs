@@ -36,6 +36,7 @@ fn expected(ws: &Workspace) -> Vec<(PathBuf, Kind)> {
         (ws.session_md(), Kind::File),
         (ws.logs().join("history.log"), Kind::File),
         (ws.snapshot_cache(), Kind::File),
+        (super::base::path(ws), Kind::File),
     ];
     for name in [
         "lock",

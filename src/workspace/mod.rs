@@ -15,6 +15,7 @@
 //! with a dot). Writes only inside `<workspaces>/<plan name>/`. `--fresh` removes only the
 //! plan's own instances, and never follows a symlink while removing.
 
+pub mod base;
 pub mod integrity;
 pub mod lock;
 pub mod roles;
