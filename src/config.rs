@@ -232,7 +232,12 @@ pub fn preflight_paths(plan: &Plan) -> Result<()> {
 fn resolve_agent(spec: &AgentSpec, plan_dir: &Path, env: &EnvDefaults) -> Result<AgentConfig> {
     // A command from the plan with a `/` is relative to the plan's folder; one from the
     // environment is relative to the current directory, like any path a shell passes.
-    let (command, program) = match (&spec.command, &env.claude_code_path) {
+    let kind = spec.kind.unwrap_or_default();
+    let claude_path = env
+        .claude_code_path
+        .as_ref()
+        .filter(|_| kind.default_command().is_none());
+    let (command, program) = match (&spec.command, claude_path) {
         (Some(cmd), _) => {
             let program = if cmd.contains('/') {
                 plan_dir.join(cmd)
@@ -242,14 +247,17 @@ fn resolve_agent(spec: &AgentSpec, plan_dir: &Path, env: &EnvDefaults) -> Result
             (cmd.clone(), program)
         }
         (None, Some(path)) => (path.clone(), PathBuf::from(path)),
-        (None, None) => ("claude".to_string(), PathBuf::from("claude")),
+        (None, None) => {
+            let name = kind.default_command().unwrap_or("claude");
+            (name.to_string(), PathBuf::from(name))
+        }
     };
     let program = find_program(&program).map_err(|reason| Error::AgentNotFound {
         command: command.clone(),
         reason,
     })?;
     Ok(AgentConfig {
-        kind: spec.kind.unwrap_or_default(),
+        kind,
         command,
         program,
         args: spec.args.clone().unwrap_or_default(),

@@ -9,6 +9,7 @@
 //! `--dry-run` prints exactly what a run would execute.
 
 pub mod claude;
+pub mod codex;
 pub mod generic;
 pub mod schema;
 pub mod testcounts;
@@ -150,6 +151,12 @@ pub trait Adapter: Sync {
     /// instance's `state/`, the user's login where it can travel without a copy.
     fn environment(&self, _agent: &AgentConfig, _ws: &Workspace, _env: &mut Env) {}
 
+    /// Makes what the CLI needs on disk before it starts (its configuration folder in
+    /// `state/`). The only adapter method that writes.
+    fn prepare(&self, _agent: &AgentConfig, _ws: &Workspace) -> Result<()> {
+        Ok(())
+    }
+
     /// Variables removed from the inherited environment (on top of
     /// [`PARENT_SESSION_VARS`]).
     fn env_remove(&self) -> &'static [&'static str] {
@@ -181,6 +188,12 @@ pub trait Adapter: Sync {
         false
     }
 
+    /// Whether `tokens` count the whole resumed session (so a task's own are the
+    /// difference).
+    fn cumulative_tokens(&self) -> bool {
+        false
+    }
+
     /// Whether the CLI itself holds the final answer to `output_schema`; otherwise
     /// borg-batch validates the final text.
     fn enforces_schema(&self) -> bool {
@@ -200,6 +213,7 @@ pub type Env = BTreeMap<String, OsString>;
 pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
     match kind {
         AgentKind::Claude => &claude::Claude,
+        AgentKind::Codex => &codex::Codex,
         AgentKind::Generic => &generic::Generic,
     }
 }

@@ -24,7 +24,8 @@ impl Schema {
         let value: Value = serde_json::from_str(&text).map_err(|e| format!("is not JSON: {e}"))?;
         jsonschema::validator_for(&value).map_err(|e| format!("is not a JSON Schema: {e}"))?;
         Ok(Schema {
-            path: path.to_path_buf(),
+            // Absolute: a CLI given the path runs in another folder.
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             value,
         })
     }

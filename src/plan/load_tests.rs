@@ -159,7 +159,7 @@ tasks:
             "p.yaml:2:7: `jobs`: `0` is too small; must be from 1 to 256",
             "p.yaml:3:10: `retries`: `-1` is negative; must be from 0 to 20",
             "p.yaml:4:10: `timeout`: `0s` is zero; a timeout must be above zero",
-            "p.yaml:5:15: `agent.kind`: unknown agent kind `claud`; use `claude` or `generic`",
+            "p.yaml:5:15: `agent.kind`: unknown agent kind `claud`; use `claude`, `codex` or `generic`",
             "p.yaml:5:39: `agent.permission_mode`: unknown permission mode `yolo`; use one of \
              acceptEdits, bypassPermissions, default, dontAsk, plan",
             "p.yaml:5:57: `agent.env.1BAD`: `1BAD` is not a valid environment variable name; \

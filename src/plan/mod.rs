@@ -29,19 +29,31 @@ pub enum AgentKind {
     /// The Claude Code CLI: `-p --output-format ...` and friends.
     #[default]
     Claude,
+    /// OpenAI's Codex CLI: `exec --json`, `exec resume <thread id>`.
+    Codex,
     /// Any command: `<command> <args...>`, prompt on stdin.
     Generic,
 }
 
 impl AgentKind {
     /// Every kind, as written in a plan.
-    pub const NAMES: [&str; 2] = ["claude", "generic"];
+    pub const NAMES: [&str; 3] = ["claude", "codex", "generic"];
 
     pub fn parse(name: &str) -> Option<AgentKind> {
         match name {
             "claude" => Some(AgentKind::Claude),
+            "codex" => Some(AgentKind::Codex),
             "generic" => Some(AgentKind::Generic),
             _ => None,
+        }
+    }
+
+    /// The command run when the plan names none (`None`: Claude Code's, which
+    /// `CLAUDE_CODE_PATH` may name).
+    pub fn default_command(self) -> Option<&'static str> {
+        match self {
+            AgentKind::Claude | AgentKind::Generic => None,
+            AgentKind::Codex => Some("codex"),
         }
     }
 }

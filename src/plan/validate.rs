@@ -151,9 +151,13 @@ impl<'a> Checker<'a> {
             if kind.is_none() {
                 let names: Vec<String> =
                     AgentKind::NAMES.iter().map(|n| format!("`{n}`")).collect();
+                let (last, rest) = names.split_last().expect("kinds are named");
                 self.problem(
                     &f("kind"),
-                    format!("unknown agent kind `{k}`; use {}", names.join(" or ")),
+                    format!(
+                        "unknown agent kind `{k}`; use {} or {last}",
+                        rest.join(", ")
+                    ),
                 );
             }
             kind

@@ -13,7 +13,7 @@ use crate::config::AgentConfig;
 use crate::error::{Error, Result};
 use crate::exec::{self, Exit, capture, signals};
 use crate::plan::{Expect, Task, format_duration};
-use crate::report::{AttemptReport, Status, TestCounts};
+use crate::report::{AttemptReport, Status, TestCounts, Tokens};
 use crate::runner::events::Event;
 use crate::snapshot::{Entry, Ignore, Snapshot, Store};
 use crate::workspace::{Workspace, lock::RUNNING};
@@ -96,6 +96,7 @@ pub(super) fn run_attempt(
             "--- borg-batch: {} (attempt {attempt_no}/{max_attempts})",
             agent::shell_line(&invocation.program, &invocation.args)
         ));
+        adapter.prepare(agent, ws)?;
         let (env, env_remove) = ctx.agent_process_env(agent, ws, task, attempt_no);
         let spec = exec::Spec {
             program: invocation.program.clone(),
@@ -121,6 +122,9 @@ pub(super) fn run_attempt(
                 r,
                 adapter.cumulative_cost(),
             )?);
+            if adapter.cumulative_tokens() {
+                own_tokens(ws, start_session.as_deref(), r)?;
+            }
             if let (Some(id), true) = (r.session_id.as_deref(), agent::resumes(agent)) {
                 ws.set_session_id(id)?;
             }
@@ -345,6 +349,27 @@ fn own_cost(
         ws.set_session_cost(id, total)?;
     }
     Ok(None)
+}
+
+/// Turns the CLI's cumulative token counts of a resumed session into this attempt's own,
+/// and remembers the new totals for the session's next task.
+fn own_tokens(ws: &Workspace, resumed: Option<&str>, result: &mut AgentResult) -> Result<()> {
+    let Some(total) = result.tokens else {
+        return Ok(());
+    };
+    if let Some(before) = resumed.map(|id| ws.session_tokens(id)) {
+        // Counts that went down are a new session's: taken as they are.
+        if total.input >= before.input && total.output >= before.output {
+            result.tokens = Some(Tokens {
+                input: total.input - before.input,
+                output: total.output - before.output,
+            });
+        }
+    }
+    if let Some(id) = &result.session_id {
+        ws.set_session_tokens(id, total)?;
+    }
+    Ok(())
 }
 
 /// Whether `cost` is a real amount of money: finite and not negative.

@@ -42,6 +42,7 @@ fn expected(ws: &Workspace) -> Vec<(PathBuf, Kind)> {
         "lock",
         "session_id",
         "session_costs.json",
+        "session_tokens.json",
         "running.json",
         "prompt.md",
     ] {

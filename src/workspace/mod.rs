@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::report::Tokens;
 
 pub use lock::InstanceLock;
 
@@ -34,6 +35,7 @@ const SESSION_MD: &str = "session.md";
 const PROJECT_FILES: &str = "project-files";
 const SESSION_ID: &str = "session_id";
 const SESSION_COSTS: &str = "session_costs.json";
+const SESSION_TOKENS: &str = "session_tokens.json";
 const TASK_HEADING: &str = "## Task: ";
 /// How much of session.md's start is searched for the first task heading.
 const HEAD_SCAN: u64 = 1 << 20;
@@ -258,6 +260,28 @@ impl Workspace {
 
     fn session_costs(&self) -> std::collections::BTreeMap<String, f64> {
         fsutil::read_small(&self.state().join(SESSION_COSTS), 1 << 20)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// The cumulative tokens the CLI last reported for session `id` (none: zero).
+    pub fn session_tokens(&self, id: &str) -> Tokens {
+        self.session_token_map()
+            .get(id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn set_session_tokens(&self, id: &str, total: Tokens) -> Result<()> {
+        let mut map = self.session_token_map();
+        map.insert(id.to_string(), total);
+        let text = serde_json::to_string(&map).expect("tokens serialize");
+        fsutil::write_atomic(&self.state().join(SESSION_TOKENS), text.as_bytes())
+    }
+
+    fn session_token_map(&self) -> std::collections::BTreeMap<String, Tokens> {
+        fsutil::read_small(&self.state().join(SESSION_TOKENS), 1 << 20)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()

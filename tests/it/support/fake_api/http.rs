@@ -61,7 +61,10 @@ fn serve_connection(stream: &TcpStream, shared: &Shared) {
 /// What to send back.
 pub(super) enum Answer {
     Json(u16, Value),
+    /// SSE events, each named by its `type` (`event: <type>`).
     Stream(Vec<Value>),
+    /// SSE events as bare `data:` lines (the Gemini API's `alt=sse`).
+    Data(Vec<Value>),
     Hang,
 }
 
@@ -79,16 +82,20 @@ impl Answer {
                     body.len(),
                 )
             }
-            Answer::Stream(events) => {
+            Answer::Stream(events) | Answer::Data(events) => {
                 write!(
                     out,
                     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
                      cache-control: no-cache\r\nrequest-id: req_fake_{}\r\nconnection: close\r\n\r\n",
                     shared.next_id.fetch_add(1, Ordering::SeqCst),
                 )?;
+                let named = matches!(self, Answer::Stream(_));
                 for event in events {
-                    let name = event["type"].as_str().unwrap_or("message");
-                    write!(out, "event: {name}\ndata: {event}\n\n")?;
+                    if named {
+                        let name = event["type"].as_str().unwrap_or("message");
+                        write!(out, "event: {name}\n")?;
+                    }
+                    write!(out, "data: {event}\n\n")?;
                     out.flush()?;
                 }
                 Ok(())

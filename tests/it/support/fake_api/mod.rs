@@ -13,11 +13,17 @@
 //! std only: one thread per connection, HTTP/1.1, `Connection: close` after every response.
 //! Streamed answers are real SSE event sequences (`message_start` ... `message_stop`).
 //!
+//! The same server speaks two more APIs ([`Dialect`]): OpenAI's Responses API for the Codex
+//! CLI (`openai`) and the Gemini API for the Gemini CLI (`gemini`), with the same scripts,
+//! keys and records; only the wire format differs.
+//!
 //! The parts: this file holds the scripts ([`Turn`]), what was received ([`Request`]) and the
 //! server's handle; `http` accepts connections and speaks HTTP/1.1, `script` routes a request
 //! and picks the turn that answers it, `sse` writes that turn as a Messages API answer.
 
+mod gemini;
 mod http;
+mod openai;
 mod script;
 mod sse;
 
@@ -134,6 +140,34 @@ impl Turn {
     }
 }
 
+/// Which API the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Anthropic's Messages API (`POST /v1/messages`), for Claude Code.
+    Anthropic,
+    /// OpenAI's Responses API (`POST /v1/responses`, SSE), for the Codex CLI.
+    OpenAi,
+    /// The Gemini API (`POST /v1beta/models/<m>:streamGenerateContent`), for the Gemini CLI.
+    Gemini,
+}
+
+impl Turn {
+    /// Codex's `exec_command` tool: a shell command run in the CLI's working directory.
+    pub fn exec_command(cmd: &str) -> Turn {
+        Turn::tool("exec_command", json!({"cmd": cmd}))
+    }
+
+    /// Gemini CLI's `write_file` tool (an absolute `file_path`).
+    pub fn write_file(path: &Path, content: &str) -> Turn {
+        Turn::tool("write_file", json!({"file_path": path, "content": content}))
+    }
+
+    /// Gemini CLI's `run_shell_command` tool.
+    pub fn run_shell_command(command: &str) -> Turn {
+        Turn::tool("run_shell_command", json!({"command": command}))
+    }
+}
+
 /// One request the server received.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -170,6 +204,7 @@ pub struct FakeApi {
 
 #[derive(Debug)]
 struct Shared {
+    dialect: Dialect,
     state: Mutex<State>,
     /// Signalled on shutdown, to release hanging turns.
     released: Condvar,
@@ -193,7 +228,16 @@ struct State {
 impl FakeApi {
     /// Serves `script` in order to the main-conversation requests of any CLI process.
     pub fn start(script: Vec<Turn>) -> FakeApi {
-        Self::launch(false, BTreeMap::from([(String::new(), script.into())]))
+        Self::start_as(Dialect::Anthropic, script)
+    }
+
+    /// [`Self::start`] speaking `dialect`.
+    pub fn start_as(dialect: Dialect, script: Vec<Turn>) -> FakeApi {
+        Self::launch(
+            dialect,
+            false,
+            BTreeMap::from([(String::new(), script.into())]),
+        )
     }
 
     /// Serves one script per key: a main-conversation request gets the next turn of the
@@ -203,17 +247,26 @@ impl FakeApi {
     pub fn start_keyed<K: Into<String>>(
         scripts: impl IntoIterator<Item = (K, Vec<Turn>)>,
     ) -> FakeApi {
+        Self::start_keyed_as(Dialect::Anthropic, scripts)
+    }
+
+    /// [`Self::start_keyed`] speaking `dialect`.
+    pub fn start_keyed_as<K: Into<String>>(
+        dialect: Dialect,
+        scripts: impl IntoIterator<Item = (K, Vec<Turn>)>,
+    ) -> FakeApi {
         let scripts = scripts
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        Self::launch(true, scripts)
+        Self::launch(dialect, true, scripts)
     }
 
-    fn launch(keyed: bool, scripts: BTreeMap<String, VecDeque<Turn>>) -> FakeApi {
+    fn launch(dialect: Dialect, keyed: bool, scripts: BTreeMap<String, VecDeque<Turn>>) -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
+            dialect,
             state: Mutex::new(State {
                 keyed,
                 scripts,
@@ -315,6 +368,49 @@ impl FakeApi {
         env
     }
 
+    /// What points the Codex CLI at this server: `-c` overrides naming a provider `fake`
+    /// with this base URL, the Responses wire API, its key in `FAKE_OPENAI_KEY` (see
+    /// [`Self::codex_env`]) and no retries, and the model.
+    pub fn codex_args(&self) -> Vec<String> {
+        let base = format!("{}/v1", self.base_url());
+        [
+            "model_provider=\"fake\"".to_owned(),
+            "model_providers.fake.name=\"fake\"".to_owned(),
+            format!("model_providers.fake.base_url=\"{base}\""),
+            "model_providers.fake.wire_api=\"responses\"".to_owned(),
+            "model_providers.fake.env_key=\"FAKE_OPENAI_KEY\"".to_owned(),
+            "model_providers.fake.request_max_retries=0".to_owned(),
+            "model_providers.fake.stream_max_retries=0".to_owned(),
+            "model=\"fake-model\"".to_owned(),
+        ]
+        .into_iter()
+        .flat_map(|c| ["-c".to_owned(), c])
+        .collect()
+    }
+
+    /// The Codex CLI's environment for [`Self::codex_args`].
+    pub fn codex_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FAKE_OPENAI_KEY".to_owned(), "test-key".to_owned()),
+            ("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()),
+        ]
+    }
+
+    /// The Gemini CLI's environment: this server as `GOOGLE_GEMINI_BASE_URL`, a dummy
+    /// `GEMINI_API_KEY`, the workspace trusted, no telemetry.
+    pub fn gemini_env(&self) -> Vec<(String, String)> {
+        [
+            ("GOOGLE_GEMINI_BASE_URL", self.base_url()),
+            ("GEMINI_API_KEY", "test-key".to_owned()),
+            ("GEMINI_CLI_TRUST_WORKSPACE", "true".to_owned()),
+            ("GEMINI_TELEMETRY_ENABLED", "false".to_owned()),
+            ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// A command running `claude` in `cwd` against this server, with [`ENV_REMOVE`] removed
     /// and [`Self::env`] set. Add the CLI's arguments and stdin yourself.
     pub fn command(&self, claude: &Path, cwd: &Path, config_dir: &Path) -> Command {
@@ -365,15 +461,33 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// `.ci/install-claude` makes under `.tools/claude`. Missing: a panic under CI (`$CI` set),
 /// else a note on stderr and `None`, and the test returns early.
 pub fn claude_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("BORG_TEST_CLAUDE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/claude/node_modules/.bin/claude"),
+    cli_binary("claude", "Claude Code")
+}
+
+/// The Codex CLI (`$BORG_TEST_CODEX`, else `.ci/install-codex`'s), as [`claude_binary`].
+pub fn codex_binary() -> Option<PathBuf> {
+    cli_binary("codex", "Codex")
+}
+
+/// The Gemini CLI (`$BORG_TEST_GEMINI`, else `.ci/install-gemini`'s), as [`claude_binary`].
+pub fn gemini_binary() -> Option<PathBuf> {
+    cli_binary("gemini", "Gemini")
+}
+
+fn cli_binary(name: &str, title: &str) -> Option<PathBuf> {
+    let var = format!("BORG_TEST_{}", name.to_ascii_uppercase());
+    let path = std::env::var_os(&var).map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!(".tools/{name}/node_modules/.bin/{name}"))
+        },
         PathBuf::from,
     );
     if path.is_file() {
         return Some(path);
     }
     let why = format!(
-        "the Claude Code CLI is not at {} (run .ci/install-claude, or set BORG_TEST_CLAUDE)",
+        "the {title} CLI is not at {} (run .ci/install-{name}, or set {var})",
         path.display()
     );
     assert!(std::env::var_os("CI").is_none(), "{why}");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::http::Answer;
 use super::sse::message_answer;
-use super::{EXHAUSTED, INPUT_TOKENS, Request, Shared, Turn, UNMATCHED, lock};
+use super::{Dialect, EXHAUSTED, INPUT_TOKENS, Request, Shared, Turn, UNMATCHED, lock};
 
 /// The Anthropic error type for an HTTP status, as the real API names them.
 fn error_type(status: u16) -> &'static str {
@@ -26,7 +26,21 @@ fn error_body(status: u16, message: &str) -> Value {
     json!({"type": "error", "error": {"type": error_type(status), "message": message}})
 }
 
-pub(super) fn route(mut request: Request, shared: &Shared) -> Answer {
+pub(super) fn route(request: Request, shared: &Shared) -> Answer {
+    match shared.dialect {
+        Dialect::Anthropic => route_messages(request, shared),
+        Dialect::OpenAi => super::openai::route(request, shared),
+        Dialect::Gemini => super::gemini::route(request, shared),
+    }
+}
+
+/// A request that is no main-conversation turn: recorded, then answered with `answer`.
+pub(super) fn side(request: Request, shared: &Shared, answer: Answer) -> Answer {
+    lock(shared).requests.push(request);
+    answer
+}
+
+fn route_messages(mut request: Request, shared: &Shared) -> Answer {
     let path = request
         .path
         .split('?')
@@ -40,7 +54,6 @@ pub(super) fn route(mut request: Request, shared: &Shared) -> Answer {
             .as_array()
             .is_some_and(|t| !t.is_empty());
         if has_tools {
-            request.main = true;
             // Recorded by next_turn, before the answer, so a hanging turn is visible too.
             return match next_turn(&mut request, shared) {
                 Turn::Status(status, message) => Answer::Json(status, error_body(status, &message)),
@@ -61,11 +74,12 @@ pub(super) fn route(mut request: Request, shared: &Shared) -> Answer {
 }
 
 /// Takes the turn for a main-conversation request and records the request.
-fn next_turn(request: &mut Request, shared: &Shared) -> Turn {
+pub(super) fn next_turn(request: &mut Request, shared: &Shared) -> Turn {
+    request.main = true;
     let mut state = lock(shared);
     let key = if state.keyed {
         let keys: Vec<&str> = state.scripts.keys().map(String::as_str).collect();
-        find_key(&request.body, &keys).map(str::to_owned)
+        find_key(&user_messages(&request.body, shared.dialect), &keys).map(str::to_owned)
     } else {
         Some(String::new())
     };
@@ -84,11 +98,26 @@ fn next_turn(request: &mut Request, shared: &Shared) -> Turn {
     turn
 }
 
+/// The text typed by the user in each user message of a request, in order (tool results
+/// left out: a file's content must not select a script).
+fn user_messages(body: &Value, dialect: Dialect) -> Vec<String> {
+    let (list, content) = match dialect {
+        Dialect::Anthropic => ("messages", "content"),
+        Dialect::OpenAi => ("input", "content"),
+        Dialect::Gemini => ("contents", "parts"),
+    };
+    body[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "user")
+        .map(|m| user_text(&m[content]))
+        .collect()
+}
+
 /// The key occurring last in the latest user message text that holds any key.
-fn find_key<'k>(body: &Value, keys: &[&'k str]) -> Option<&'k str> {
-    let messages = body["messages"].as_array()?;
-    for message in messages.iter().rev().filter(|m| m["role"] == "user") {
-        let text = user_text(&message["content"]);
+fn find_key<'k>(messages: &[String], keys: &[&'k str]) -> Option<&'k str> {
+    for text in messages.iter().rev() {
         let best = keys
             .iter()
             .filter(|k| !k.is_empty())
@@ -101,14 +130,14 @@ fn find_key<'k>(body: &Value, keys: &[&'k str]) -> Option<&'k str> {
     None
 }
 
-/// The text typed by the user in one message: a string, or the `text` blocks of an array
-/// (tool results are left out: a file's content must not select a script).
+/// The text typed by the user in one message: a string, or the text blocks of an array
+/// (`text`, OpenAI's `input_text`, Gemini's untyped `{text}` parts).
 fn user_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(blocks) => blocks
             .iter()
-            .filter(|b| b["type"] == "text")
+            .filter(|b| matches!(b["type"].as_str(), Some("text" | "input_text") | None))
             .filter_map(|b| b["text"].as_str())
             .collect::<Vec<_>>()
             .join("\n"),
@@ -117,7 +146,8 @@ fn user_text(content: &Value) -> String {
 }
 
 /// Every text in a request's messages (user and assistant text, tool inputs and tool results),
-/// one per line: for asserting what a conversation carried, e.g. after `--resume`.
+/// one per line: for asserting what a conversation carried, e.g. after `--resume`. Reads
+/// each dialect's list (`messages`, `input`, `contents`).
 pub fn conversation_text(body: &Value) -> String {
     fn walk(value: &Value, out: &mut Vec<String>) {
         match value {
@@ -126,7 +156,7 @@ pub fn conversation_text(body: &Value) -> String {
             Value::Object(map) => {
                 for (k, v) in map {
                     match k.as_str() {
-                        "text" | "content" | "input" => walk(v, out),
+                        "text" | "content" | "input" | "parts" | "output" => walk(v, out),
                         _ if v.is_object() || v.is_array() => walk(v, out),
                         _ => {}
                     }
@@ -136,6 +166,8 @@ pub fn conversation_text(body: &Value) -> String {
         }
     }
     let mut out = Vec::new();
-    walk(&body["messages"], &mut out);
+    for list in ["messages", "input", "contents"] {
+        walk(&body[list], &mut out);
+    }
     out.join("\n")
 }

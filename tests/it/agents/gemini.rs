@@ -1,0 +1,1 @@
+//! `kind: gemini`: the real Gemini CLI through borg-batch against the loopback Gemini API.
