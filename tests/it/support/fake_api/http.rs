@@ -93,7 +93,7 @@ impl Answer {
                 for event in events {
                     if named {
                         let name = event["type"].as_str().unwrap_or("message");
-                        write!(out, "event: {name}\n")?;
+                        writeln!(out, "event: {name}")?;
                     }
                     write!(out, "data: {event}\n\n")?;
                     out.flush()?;

@@ -1,1 +1,0 @@
-//! `kind: gemini`: the real Gemini CLI through borg-batch against the loopback Gemini API.
