@@ -21,6 +21,17 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
+    replace_with(path, true, fill)
+}
+
+/// [`write_atomic_with`], fsyncing the temp file only when `sync`: a file that is only a
+/// hint (a cache that carries its own checksum) needs no fsync, since a killed process
+/// loses no completed write and only a power cut could tear it.
+pub fn replace_with(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -41,7 +52,9 @@ pub fn write_atomic_with(
         let mut w = BufWriter::new(file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {

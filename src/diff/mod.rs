@@ -11,8 +11,8 @@
 //! - A per-change `diff` uses `/dev/null` for the absent side, like git; it is `null` when
 //!   no line changed (an empty file added or removed, a mode-only change).
 //! - A text file over 1 MiB gets a size line in report.json but its whole diff in the
-//!   patch, so `git apply` reproduces it too (up to the store's 64 MiB: larger files are
-//!   not kept, so their before-state is not known).
+//!   patch, so `git apply` reproduces it too, up to [`PATCH_TEXT_LIMIT`] (16 MiB): a larger
+//!   one is left out of the patch, so memory is bounded by that limit, not by the file.
 //! - The patch leaves out binary, symlink and non-UTF-8-name changes, with one
 //!   exception: a symlink replaced by a text file has the link's deletion in the patch
 //!   (as git writes it, mode 120000), or `git apply` could not create the file. A mode-only
@@ -24,14 +24,43 @@
 mod patch;
 mod text;
 
-use std::collections::BTreeSet;
+use std::cmp::Ordering;
+use std::iter::Peekable;
 
-pub use text::DIFF_LIMIT;
+pub use text::{DIFF_LIMIT, PATCH_TEXT_LIMIT};
 
 use crate::report::{Change, ChangeKind};
 use crate::snapshot::{Entry, FileMeta, Snapshot, Store};
 use patch::{Side, git_mode, section};
 use text::Content;
+
+/// Every path of either snapshot once, in order, with its entry on each side: one merge
+/// of the two sorted maps, no look-ups and no set of all paths.
+fn side_by_side<'a>(
+    before: &'a Snapshot,
+    after: &'a Snapshot,
+) -> impl Iterator<Item = (&'a Vec<u8>, Option<&'a Entry>, Option<&'a Entry>)> {
+    type Entries<'a> = Peekable<std::collections::btree_map::Iter<'a, Vec<u8>, Entry>>;
+    let mut a: Entries<'a> = before.entries.iter().peekable();
+    let mut b: Entries<'a> = after.entries.iter().peekable();
+    std::iter::from_fn(move || {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((p, _)), Some((q, _))) => p.cmp(q),
+        };
+        Some(match order {
+            Ordering::Less => a.next().map(|(p, e)| (p, Some(e), None))?,
+            Ordering::Greater => b.next().map(|(p, e)| (p, None, Some(e)))?,
+            Ordering::Equal => {
+                let (p, e1) = a.next()?;
+                let (_, e2) = b.next()?;
+                (p, Some(e1), Some(e2))
+            }
+        })
+    })
+}
 
 /// The changes from `before` to `after`, sorted by path.
 pub fn changes(before: &Snapshot, after: &Snapshot, store: &Store) -> Vec<Change> {
@@ -53,10 +82,7 @@ pub fn compare(
 ) -> (Vec<Change>, Option<String>) {
     let mut changes = Vec::new();
     let mut patch = String::new();
-    let paths: BTreeSet<&Vec<u8>> = before.entries.keys().chain(after.entries.keys()).collect();
-    for path in paths {
-        let old = before.entries.get(path);
-        let new = after.entries.get(path);
+    for (path, old, new) in side_by_side(before, after) {
         match (old, new) {
             (Some(Entry::File(m1)), Some(Entry::File(m2))) => {
                 if m1.hash != m2.hash || (m1.mode ^ m2.mode) & 0o111 != 0 {

@@ -222,9 +222,8 @@ fn empty_files_are_in_the_patch_with_headers_only() {
 fn missing_blobs_give_a_size_line_not_a_panic() {
     let case = Case::new(|r| fs::write(r.join("f"), "a\n").unwrap());
     let (_, _) = case.after(|r| fs::write(r.join("f"), "b\n").unwrap());
-    for entry in fs::read_dir(case.store.root()).unwrap() {
-        fs::remove_file(entry.unwrap().path()).unwrap();
-    }
+    fs::remove_dir_all(case.store.root()).unwrap();
+    fs::create_dir(case.store.root()).unwrap();
     let after = take(
         &case.root,
         &Ignore::default(),
@@ -263,4 +262,32 @@ fn a_forged_blob_is_never_shown_in_a_diff() {
     let (changes, patch) = case.after(|r| fs::write(r.join("big.txt"), "small\n").unwrap());
     assert_eq!(changes[0].diff.as_deref(), Some(UNTRUSTED));
     assert!(patch.is_none());
+}
+
+#[test]
+fn a_text_over_the_patch_limit_gets_a_size_line_and_stays_out_of_the_patch() {
+    let line = "a line of text that repeats\n";
+    let big = line.repeat(PATCH_TEXT_LIMIT as usize / line.len() + 1);
+    let case = Case::new(|r| {
+        fs::write(r.join("big.txt"), &big).unwrap();
+        fs::write(r.join("small.txt"), "one\n").unwrap();
+    });
+    let (changes, patch) = case.after(|r| {
+        let mut more = big.clone();
+        more.push_str("one more line\n");
+        fs::write(r.join("big.txt"), more).unwrap();
+        fs::write(r.join("small.txt"), "two\n").unwrap();
+    });
+    assert_eq!(
+        kinds(&changes),
+        [
+            ("big.txt".into(), "modified"),
+            ("small.txt".into(), "modified")
+        ]
+    );
+    let size_line = changes[0].diff.as_deref().unwrap();
+    assert!(size_line.contains("too large"), "{size_line}");
+    let patch = patch.unwrap();
+    assert!(!patch.contains("big.txt"), "left out of the patch");
+    assert!(patch.contains("+two"), "{patch}");
 }

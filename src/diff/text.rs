@@ -81,10 +81,17 @@ fn unavailable(e: &io::Error) -> Content {
     }
 }
 
+/// Text files larger than this are left out of the patch (report.json has their size
+/// line): diffing holds both whole texts and their lines in memory, about three times the
+/// file, so the limit, not the file, bounds the runner's memory (a 30 MB file would take
+/// some 100 MB; at the limit the diff takes under 50 MB).
+pub const PATCH_TEXT_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// The whole text of a stored file too large for report.json's diff, for the patch (which
-/// must reproduce every text file). `None` when it is not stored or not text.
+/// reproduces every text file up to [`PATCH_TEXT_LIMIT`]). `None` when it is not stored,
+/// not text, or over that limit.
 pub(crate) fn load_large_text(store: &Store, meta: &FileMeta) -> Option<String> {
-    if !meta.stored {
+    if !meta.stored || meta.size > PATCH_TEXT_LIMIT {
         return None;
     }
     String::from_utf8(store.read(&meta.hash).ok()?).ok()

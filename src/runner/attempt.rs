@@ -15,7 +15,7 @@ use crate::exec::{self, Exit, capture, signals};
 use crate::plan::{Expect, Task, format_duration};
 use crate::report::{AttemptReport, Status, TestCounts, Tokens};
 use crate::runner::events::Event;
-use crate::snapshot::{Entry, Ignore, Snapshot, Store};
+use crate::snapshot::{Entry, Ignore, RelPath, Snapshot, Store};
 use crate::workspace::{Workspace, lock::RUNNING};
 
 use super::RunContext;
@@ -292,19 +292,15 @@ fn schema_failure(schema: &Schema, answer: Option<&serde_json::Value>) -> Option
 /// Whether any file, symlink or executable bit differs between the snapshots (folders
 /// alone are never a change).
 fn changed_files(before: &Snapshot, after: &Snapshot) -> bool {
-    let files = |s: &Snapshot| {
-        s.entries
-            .iter()
-            .filter_map(|(path, entry)| match entry {
-                Entry::Dir => None,
-                Entry::File(m) => {
-                    Some((path.clone(), Some((m.hash.clone(), m.mode & 0o111)), None))
-                }
-                Entry::Symlink { target } => Some((path.clone(), None, Some(target.clone()))),
-            })
-            .collect::<Vec<_>>()
-    };
-    files(before) != files(after)
+    // Compared as two lazy sequences: nothing of either tree is copied.
+    fn files(s: &Snapshot) -> impl Iterator<Item = (&RelPath, Option<(&str, u32)>, Option<&[u8]>)> {
+        s.entries.iter().filter_map(|(path, entry)| match entry {
+            Entry::Dir => None,
+            Entry::File(m) => Some((path, Some((m.hash.as_str(), m.mode & 0o111)), None)),
+            Entry::Symlink { target } => Some((path, None, Some(target.as_slice()))),
+        })
+    }
+    !files(before).eq(files(after))
 }
 
 /// The end of the attempt's log so far (the CLI's complaints come at the end).

@@ -1,6 +1,7 @@
 //! The journal reporter: one line per finished attempt and per finished task, appended
-//! and fsynced as it happens, so a run killed with `kill -9` still tells the next
-//! `--rerun-failed` what finished.
+//! as it happens, so a run killed with `kill -9` still tells the next `--rerun-failed`
+//! what finished; fsynced once when the run finishes (see [`Journal`] for why that is
+//! enough).
 
 use std::path::Path;
 
@@ -45,9 +46,8 @@ impl Reporter for JournalReporter {
                 run_id: self.run_id.clone(),
                 report: Box::new(task.clone()),
             }),
-            Event::AttemptStarted { .. }
-            | Event::CheckStarted { .. }
-            | Event::RunFinished { .. } => Ok(()),
+            Event::RunFinished { .. } => self.journal.sync(),
+            Event::AttemptStarted { .. } | Event::CheckStarted { .. } => Ok(()),
         }
     }
 }

@@ -59,6 +59,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             return Ok(report);
         }
     };
+    // The before-snapshot is the cache from here on: one tree in memory, not two.
+    drop(cache);
     report.notes.extend(before.skipped.iter().map(skipped_note));
 
     let max_attempts = 1 + task.retries.unwrap_or(ctx.settings.default_retries);

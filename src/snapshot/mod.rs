@@ -75,8 +75,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Writes the snapshot to `path` atomically (JSON lines, one entry a line), for use as
-    /// the `previous` cache of a later [`take`] (e.g. `state/snapshot.jsonl`).
+    /// Writes the snapshot to `path` atomically (a compact binary format with a checksum,
+    /// see `cache`), for use as the `previous` cache of a later [`take`] (e.g.
+    /// `state/snapshot.bin`).
     pub fn save(&self, path: &Path) -> io::Result<()> {
         cache::save(self, path)
     }

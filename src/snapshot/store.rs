@@ -1,11 +1,18 @@
-//! The content-addressed blob store (`state/objects/` of a workspace): file contents by
-//! blake3 hex, so diffs and retry roll-backs can read the before-state after the agent has
-//! changed or deleted the live files.
+//! The content-addressed blob store (`.borg/objects/` of a plan's workspaces, shared by
+//! its instances): file contents by blake3 hex, so diffs and retry roll-backs can read the
+//! before-state after the agent has changed or deleted the live files.
 //!
-//! Blobs are written atomically (a temp file in the store, then rename) so a killed runner
-//! never leaves half a blob under a valid name, and never rewritten once present (same
-//! hash, same bytes). Only names that look like a blake3 hex digest are ever opened, so a
-//! hash read from a tampered snapshot cache cannot reach outside the store.
+//! Layout: fan-out folders as git's, `ab/cdef…` (the first two hex digits, then the rest),
+//! so no folder holds 100,000 names; a blob of the older flat layout (`abcdef…` at the
+//! top) is still read. Blobs are written atomically (a temp file at the top of the store,
+//! then `renameat` into its fan-out folder, opened with `O_NOFOLLOW` so a folder the agent
+//! swapped for a link is replaced, never written through), so concurrent writers (the
+//! plan's instances) and a killed runner never leave half a blob under a valid name; a
+//! blob is never rewritten once present and genuine (same hash, same bytes). No fsync per
+//! blob: a killed runner loses no completed write, and a blob lost to a power cut only
+//! makes the next snapshot re-read its file (the walk checks the blob is there). Only
+//! names that look like a blake3 hex digest are ever opened, so a hash read from a
+//! tampered snapshot cache cannot reach outside the store.
 //!
 //! The agent can reach the store (it runs as the runner's user), so a blob is never
 //! trusted for its name: every read checks the content against its hash ([`Store::read`]
@@ -14,10 +21,18 @@
 //! A put that finds a blob already present checks it too and replaces a forged one, so a
 //! blob planted under the hash of the file the agent is about to write cannot hide it.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{Mode, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 /// A content-addressed blob store (`state/objects/`): contents by blake3 hash.
 #[derive(Debug, Clone)]
@@ -40,11 +55,9 @@ impl Store {
     /// The content stored under `hash`, checked against it (an [`is_untrusted`] error
     /// when it does not match).
     pub fn read(&self, hash: &str) -> io::Result<Vec<u8>> {
-        let path = self.blob_path(hash)?;
-        // A blob the agent swapped for a link or a FIFO is refused, never followed.
+        let (mut file, path) = self.open_blob(hash, "read blob")?;
         let mut bytes = Vec::new();
-        crate::fsutil::open_regular(&path)
-            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        std::io::Read::read_to_end(&mut file, &mut bytes)
             .map_err(|e| named(&e, "read blob", &path))?;
         if blake3::hash(&bytes).to_hex().as_str() != hash {
             return Err(untrusted(&path));
@@ -56,8 +69,7 @@ impl Store {
     /// it is read: the read that reaches its end fails ([`is_untrusted`]) when it does not
     /// match, so a consumer must read to the end before it trusts what it read.
     pub fn open(&self, hash: &str) -> io::Result<Blob> {
-        let path = self.blob_path(hash)?;
-        let file = crate::fsutil::open_regular(&path).map_err(|e| named(&e, "open blob", &path))?;
+        let (file, path) = self.open_blob(hash, "open blob")?;
         Ok(Blob {
             file,
             hasher: blake3::Hasher::new(),
@@ -75,11 +87,28 @@ impl Store {
                 .is_ok()
     }
 
-    /// Whether a blob for `hash` is present.
+    /// The blob file under `hash` (fan-out layout, else the older flat one), opened
+    /// without following a link or blocking on a FIFO the agent planted there.
+    fn open_blob(&self, hash: &str, action: &str) -> io::Result<(File, PathBuf)> {
+        let path = self.blob_path(hash)?;
+        match crate::fsutil::open_regular(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let flat = self.root.join(hash);
+                match crate::fsutil::open_regular(&flat) {
+                    Ok(f) => Ok((f, flat)),
+                    Err(_) => Err(named(&e, action, &path)),
+                }
+            }
+            Err(e) => Err(named(&e, action, &path)),
+        }
+    }
+
+    /// Whether a blob for `hash` is present (in either layout).
     pub fn contains(&self, hash: &str) -> bool {
+        let is_file = |p: PathBuf| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
         self.blob_path(hash)
-            .map(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
-            .unwrap_or(false)
+            .is_ok_and(|p| is_file(p) || is_file(self.root.join(hash)))
     }
 
     /// Stores `bytes` and returns their hash. An existing blob is left as it is.
@@ -96,7 +125,7 @@ impl Store {
         }
         let mut temp = self.temp()?;
         match temp.file.write_all(bytes) {
-            Ok(()) => self.commit(temp, hash),
+            Ok(()) => self.place(temp, hash),
             Err(e) => {
                 let path = temp.path.clone();
                 temp.discard();
@@ -124,16 +153,28 @@ impl Store {
 
     /// Gives `temp` its final name `hash`, or drops it when that blob already exists.
     pub(crate) fn commit(&self, temp: TempBlob, hash: &str) -> io::Result<()> {
-        let target = self.blob_path(hash)?;
         if self.holds_genuine(hash) {
             temp.discard();
             return Ok(());
         }
-        // No fsync per blob: a snapshot writes thousands of them, and a blob lost in a
-        // crash only makes a later cache entry re-read its file (see `walk`).
+        self.place(temp, hash)
+    }
+
+    /// Renames `temp` to `ab/cdef…` (replacing a forged blob there), making the fan-out
+    /// folder if needed. Everything goes through folder descriptors opened with
+    /// `O_NOFOLLOW`: a fan-out folder swapped for a link is removed, never followed.
+    fn place(&self, temp: TempBlob, hash: &str) -> io::Result<()> {
+        let target = self.blob_path(hash)?;
         let TempBlob { file, path } = temp;
         drop(file);
-        fs::rename(&path, &target).map_err(|e| {
+        let tmp_name = path.file_name().unwrap_or_default().to_owned();
+        let placed = (|| {
+            let root = open_dir(&self.root)?;
+            let fan = fan_out_dir(&root, OsStr::new(&hash[..2]))?;
+            renameat(root.as_fd(), tmp_name.as_os_str(), fan.as_fd(), &hash[2..])
+                .map_err(io::Error::from)
+        })();
+        placed.map_err(|e| {
             let _ = fs::remove_file(&path);
             named(&e, "store blob", &target)
         })
@@ -141,7 +182,7 @@ impl Store {
 
     pub(crate) fn blob_path(&self, hash: &str) -> io::Result<PathBuf> {
         if is_hash(hash) {
-            Ok(self.root.join(hash))
+            Ok(self.root.join(&hash[..2]).join(&hash[2..]))
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -201,6 +242,38 @@ impl TempBlob {
     }
 }
 
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?
+        .into())
+}
+
+/// The fan-out folder `name` under `root`, made if missing; whatever else is there (a
+/// link, a file, a FIFO the agent planted) is removed first.
+fn fan_out_dir(root: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    for _ in 0..3 {
+        match openat(root.as_fd(), name, flags, Mode::empty()) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                match unlinkat(root.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match mkdirat(root.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::other("the fan-out folder keeps changing"))
+}
+
 /// 64 lowercase hex digits: the only names the store opens.
 fn is_hash(s: &str) -> bool {
     s.len() == 64
@@ -228,22 +301,80 @@ mod tests {
         let h1 = store.put(b"hello\n").unwrap();
         assert_eq!(h1, blake3::hash(b"hello\n").to_hex().to_string());
         assert_eq!(store.read(&h1).unwrap(), b"hello\n");
-        let before = fs::metadata(dir.path().join("objects").join(&h1)).unwrap();
+        let before = fs::metadata(store.blob_path(&h1).unwrap()).unwrap();
         let h2 = store.put(b"hello\n").unwrap();
         assert_eq!(h1, h2);
-        let after = fs::metadata(dir.path().join("objects").join(&h1)).unwrap();
+        let after = fs::metadata(store.blob_path(&h1).unwrap()).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
             before.ino(),
             after.ino(),
             "an existing blob is not rewritten"
         );
-        // No temp files left behind.
+        // No temp files left behind; the blob sits in its fan-out folder.
         let names: Vec<_> = fs::read_dir(dir.path().join("objects"))
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 1);
+        assert_eq!(names, [h1[..2].to_string()]);
+        assert!(
+            dir.path()
+                .join("objects")
+                .join(&h1[..2])
+                .join(&h1[2..])
+                .is_file()
+        );
+    }
+
+    #[test]
+    fn a_blob_of_the_flat_layout_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let hash = blake3::hash(b"old\n").to_hex().to_string();
+        fs::write(dir.path().join("objects").join(&hash), b"old\n").unwrap();
+        assert!(store.contains(&hash));
+        assert_eq!(store.read(&hash).unwrap(), b"old\n");
+        let mut streamed = Vec::new();
+        io::Read::read_to_end(&mut store.open(&hash).unwrap(), &mut streamed).unwrap();
+        assert_eq!(streamed, b"old\n");
+    }
+
+    #[test]
+    fn a_fan_out_folder_swapped_for_a_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let hash = blake3::hash(b"x\n").to_hex().to_string();
+        std::os::unix::fs::symlink(&outside, dir.path().join("objects").join(&hash[..2])).unwrap();
+        store.put(b"x\n").unwrap();
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+        let fan = dir.path().join("objects").join(&hash[..2]);
+        assert!(fs::symlink_metadata(&fan).unwrap().is_dir());
+        assert_eq!(store.read(&hash).unwrap(), b"x\n");
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_blob_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let content = vec![7u8; 100_000];
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| store.put(&content).unwrap());
+            }
+        });
+        let hash = blake3::hash(&content).to_hex().to_string();
+        assert_eq!(store.read(&hash).unwrap(), content);
+        let top: Vec<_> = fs::read_dir(dir.path().join("objects")).unwrap().collect();
+        assert_eq!(top.len(), 1, "no temp file left: {top:?}");
     }
 
     #[test]
@@ -255,7 +386,11 @@ mod tests {
         assert!(store.read("../etc/passwd").is_err());
         assert!(!store.contains("secret"));
         let err = store.read(&"0".repeat(64)).unwrap_err();
-        assert!(err.to_string().contains(&"0".repeat(64)), "{err}");
+        // The blob's path is named: `00/` then the other 62 digits.
+        assert!(
+            err.to_string().contains(&format!("00/{}", "0".repeat(62))),
+            "{err}"
+        );
     }
 
     #[test]
@@ -266,7 +401,9 @@ mod tests {
         let real = b"backdoor()\n";
         let hash = blake3::hash(real).to_hex().to_string();
         // The agent plants a harmless blob under the hash of the file it is about to write.
-        fs::write(store.blob_path(&hash).unwrap(), b"harmless\n").unwrap();
+        let planted = store.blob_path(&hash).unwrap();
+        fs::create_dir_all(planted.parent().unwrap()).unwrap();
+        fs::write(planted, b"harmless\n").unwrap();
         let err = store.read(&hash).unwrap_err();
         assert!(is_untrusted(&err), "{err}");
         let mut streamed = Vec::new();

@@ -199,7 +199,7 @@ fn a_missing_blob_makes_the_cache_entry_read_again() {
     fs::write(t.root.join("f"), "data\n").unwrap();
     let first = aged(take(&t.root, &no_ignore(), None, &t.store).unwrap());
     let hash = file(&first, "f").hash.clone();
-    fs::remove_file(t.store.root().join(&hash)).unwrap();
+    fs::remove_file(t.store.blob_path(&hash).unwrap()).unwrap();
     let (_, stats) = take_with_stats(&t.root, &no_ignore(), Some(&first), &t.store).unwrap();
     assert_eq!(stats.files_read, 1);
     assert!(t.store.contains(&hash));
@@ -414,12 +414,12 @@ fn save_and_load_round_trip_with_odd_names() {
         path: b"p\xff".to_vec(),
         reason: "fifo skipped".into(),
     });
-    let path = t.root.parent().unwrap().join("state/snapshot.jsonl");
+    let path = t.root.parent().unwrap().join("state/snapshot.bin");
     s.save(&path).unwrap();
     assert_eq!(Snapshot::load(&path).unwrap(), s);
     fs::write(&path, "{\"format\":\"other\",\"taken_at_ns\":0}\n").unwrap();
     let err = Snapshot::load(&path).unwrap_err();
-    assert!(err.to_string().contains("snapshot.jsonl"), "{err}");
+    assert!(err.to_string().contains("snapshot.bin"), "{err}");
     assert!(Snapshot::load(Path::new("/nonexistent/snap")).is_err());
 }
 

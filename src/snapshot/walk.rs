@@ -1,30 +1,40 @@
-//! Taking a snapshot: one walk of the tree, hashing (and storing) what changed since the
-//! previous snapshot.
+//! Taking a snapshot: one parallel walk of the tree, hashing (and storing) what changed
+//! since the previous snapshot.
 //!
-//! Never follows symlinks (walkdir with `follow_links(false)`; a symlink's target is read
-//! with `read_link`, never opened). Never opens anything but a regular file: files are
-//! opened with `O_NOFOLLOW | O_NONBLOCK` and checked again through the open descriptor,
-//! so a file swapped for a FIFO or a link between the walk and the open can neither block
-//! nor lead elsewhere. A file that vanishes mid-walk is simply absent; one that cannot be
-//! read is listed in `skipped`; neither fails the snapshot. Memory stays bounded whatever
-//! the file sizes: contents are streamed through the hasher.
+//! The walk is a work queue of folders on rayon's pool (one job per folder, never a
+//! recursion on the stack, so depth costs no stack): each job lists its folder, takes
+//! each entry's metadata with one `lstat` relative to it, and queues its subfolders.
+//! Entries are gathered per folder and sorted once at the end, so the snapshot is the same
+//! whatever order the threads ran in.
+//!
+//! Never follows symlinks (a symlink's target is read with `read_link`, never opened).
+//! Never opens anything but a regular file: files are opened with `O_NOFOLLOW |
+//! O_NONBLOCK` and checked again through the open descriptor, so a file swapped for a
+//! FIFO or a link between the listing and the open can neither block nor lead elsewhere.
+//! A file that vanishes mid-walk is simply absent; one that cannot be read is listed in
+//! `skipped`; neither fails the snapshot. Memory stays bounded whatever the file sizes:
+//! contents are streamed through the hasher.
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use walkdir::WalkDir;
 
 use super::store::{Store, TempBlob, named};
 use super::{Entry, FileMeta, Ignore, RelPath, STORE_LIMIT, Skipped, Snapshot};
 
-/// A cache entry whose mtime or ctime is this close to (or after) the previous snapshot's
-/// start is re-read: a same-size rewrite within the file system's timestamp granularity
-/// would otherwise keep a stale hash ("racy git"). Two seconds covers coarse (FAT-like)
-/// timestamps and the lag of the kernel's coarse clock behind ours.
+/// The racy-git rule: a cache entry whose mtime or ctime is at or after the previous
+/// snapshot's start is re-read, since a same-size rewrite within the file system's
+/// timestamp granularity would otherwise keep a stale hash. The start is read from the file
+/// system's own clock (the mtime of a file made in the store as the walk begins, as git
+/// compares with its index file's mtime), so whatever the granularity (nanoseconds,
+/// FAT's two seconds) and however far the kernel's coarse clock lags ours, a later write
+/// has a time at or after it, and a file left alone for one clock tick before a snapshot
+/// is trusted by the next. When that clock cannot be read, the system clock minus this
+/// margin is used instead.
 pub(crate) const RACY_MARGIN_NS: i128 = 2_000_000_000;
 
 /// Contents up to this size are hashed in memory and written to the store only when the
@@ -42,6 +52,23 @@ pub struct WalkStats {
     pub files_cached: u64,
 }
 
+/// What the walk's jobs share: the inputs, and what they found (appended once per folder).
+struct Walk<'a> {
+    ignore: &'a Ignore,
+    previous: Option<&'a Snapshot>,
+    store: &'a Store,
+    found: Mutex<Found>,
+}
+
+#[derive(Default)]
+struct Found {
+    entries: Vec<(RelPath, Entry)>,
+    skipped: Vec<Skipped>,
+    stats: WalkStats,
+    /// The root itself could not be listed.
+    root_error: Option<io::Error>,
+}
+
 /// Walks `root`, see [`super::take`].
 pub fn take_with_stats(
     root: &Path,
@@ -49,7 +76,6 @@ pub fn take_with_stats(
     previous: Option<&Snapshot>,
     store: &Store,
 ) -> io::Result<(Snapshot, WalkStats)> {
-    let taken_at_ns = now_ns();
     // symlink_metadata: a root swapped for a link is refused, never snapshotted through.
     let root_meta = fs::symlink_metadata(root).map_err(|e| named(&e, "snapshot", root))?;
     if !root_meta.is_dir() {
@@ -59,89 +85,120 @@ pub fn take_with_stats(
         ));
     }
     store.ensure_root()?;
+    let taken_at_ns = fs_clock(store);
 
-    let mut snap = Snapshot {
-        taken_at_ns,
-        ..Snapshot::default()
+    let walk = Walk {
+        ignore,
+        previous,
+        store,
+        found: Mutex::new(Found::default()),
     };
-    let mut stats = WalkStats::default();
-    let walker = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            e.depth() == 0 || !ignore.matches_self(&rel(root, e.path()), e.file_type().is_dir())
-        });
-    for item in walker {
-        let entry = match item {
-            Ok(entry) => entry,
-            Err(err) => {
-                // The root itself failing is the caller's problem; anything below is noted.
-                if err.depth() == 0 {
-                    return Err(named(&err.into(), "snapshot", root));
-                }
-                let Some(path) = err.path().map(|p| rel(root, p)) else {
-                    continue;
-                };
-                let ioe = err.into_io_error();
-                if ioe
-                    .as_ref()
-                    .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
-                {
-                    continue; // vanished mid-walk: simply absent
-                }
-                let reason = ioe.map_or_else(|| "unreadable".to_string(), |e| reason_of(&e));
-                snap.skipped.push(Skipped { path, reason });
-                continue;
+    rayon::scope(|scope| visit(scope, &walk, root.to_path_buf(), RelPath::new()));
+    let found = walk.found.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = found.root_error {
+        return Err(named(&e, "snapshot", root));
+    }
+    let mut skipped = found.skipped;
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let snap = Snapshot {
+        // Sorted in one pass and built with full nodes.
+        entries: found.entries.into_iter().collect(),
+        taken_at_ns,
+        skipped,
+    };
+    Ok((snap, found.stats))
+}
+
+/// One folder: its entries recorded, its subfolders queued as jobs of their own.
+fn visit<'s>(scope: &rayon::Scope<'s>, walk: &'s Walk<'s>, dir: PathBuf, rel: RelPath) {
+    let mut found = Found::default();
+    let listing = match fs::read_dir(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut all = walk.found.lock().unwrap_or_else(|e| e.into_inner());
+            if rel.is_empty() {
+                all.root_error = Some(e);
+            } else if e.kind() != io::ErrorKind::NotFound {
+                // (vanished mid-walk: simply absent)
+                all.skipped.push(Skipped {
+                    path: rel,
+                    reason: reason_of(&e),
+                });
             }
-        };
-        if entry.depth() == 0 {
+            return;
+        }
+    };
+    for item in listing {
+        let Ok(item) = item else { continue };
+        let name = item.file_name();
+        let mut path = rel.clone();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name.as_bytes());
+        let Ok(ft) = item.file_type() else { continue };
+        if walk.ignore.matches_self(&path, ft.is_dir()) {
             continue;
         }
-        let path = rel(root, entry.path());
-        let ft = entry.file_type();
+        let full = dir.join(&name);
         if ft.is_dir() {
-            snap.entries.insert(path, Entry::Dir);
+            found.entries.push((path.clone(), Entry::Dir));
+            scope.spawn(move |scope| visit(scope, walk, full, path));
         } else if ft.is_symlink() {
-            match fs::read_link(entry.path()) {
+            match fs::read_link(&full) {
                 Ok(target) => {
                     let target = target.as_os_str().as_bytes().to_vec();
-                    snap.entries.insert(path, Entry::Symlink { target });
+                    found.entries.push((path, Entry::Symlink { target }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => snap.skipped.push(Skipped {
+                Err(e) => found.skipped.push(Skipped {
                     path,
                     reason: reason_of(&e),
                 }),
             }
         } else if ft.is_file() {
-            let cached = previous.and_then(|p| cached_meta(p, &path, entry.metadata().ok(), store));
-            if let Some(meta) = cached {
-                stats.files_cached += 1;
-                snap.entries.insert(path, Entry::File(meta));
-                continue;
-            }
-            stats.files_read += 1;
-            match read_file(entry.path(), store) {
-                Ok(Some(meta)) => {
-                    snap.entries.insert(path, Entry::File(meta));
-                }
-                Ok(None) => {}
-                Err(ReadError::NotRegular(kind)) => snap.skipped.push(Skipped {
-                    path,
-                    reason: format!("{kind} skipped"),
-                }),
-                Err(ReadError::Io(e)) => snap.skipped.push(Skipped {
-                    path,
-                    reason: reason_of(&e),
-                }),
-            }
+            visit_file(walk, &mut found, &full, path, item.metadata().ok());
         } else {
             let reason = format!("{} skipped", special_kind(&ft));
-            snap.skipped.push(Skipped { path, reason });
+            found.skipped.push(Skipped { path, reason });
         }
     }
-    Ok((snap, stats))
+    let mut all = walk.found.lock().unwrap_or_else(|e| e.into_inner());
+    all.entries.append(&mut found.entries);
+    all.skipped.append(&mut found.skipped);
+    all.stats.files_read += found.stats.files_read;
+    all.stats.files_cached += found.stats.files_cached;
+}
+
+/// A regular file: from the cache when provably unchanged, else read and hashed.
+fn visit_file(
+    walk: &Walk<'_>,
+    found: &mut Found,
+    full: &Path,
+    path: RelPath,
+    meta: Option<Metadata>,
+) {
+    let cached = walk
+        .previous
+        .and_then(|p| cached_meta(p, &path, meta, walk.store));
+    if let Some(meta) = cached {
+        found.stats.files_cached += 1;
+        found.entries.push((path, Entry::File(meta)));
+        return;
+    }
+    found.stats.files_read += 1;
+    match read_file(full, walk.store) {
+        Ok(Some(meta)) => found.entries.push((path, Entry::File(meta))),
+        Ok(None) => {}
+        Err(ReadError::NotRegular(kind)) => found.skipped.push(Skipped {
+            path,
+            reason: format!("{kind} skipped"),
+        }),
+        Err(ReadError::Io(e)) => found.skipped.push(Skipped {
+            path,
+            reason: reason_of(&e),
+        }),
+    }
 }
 
 /// The previous entry's metadata when the file provably did not change: same size, mode,
@@ -162,8 +219,7 @@ fn cached_meta(
         && old.ctime_ns == ctime_ns(&meta)
         && old.ino == meta.ino()
         && old.dev == meta.dev();
-    let horizon = previous.taken_at_ns - RACY_MARGIN_NS;
-    let racy = old.mtime_ns >= horizon || old.ctime_ns >= horizon;
+    let racy = old.mtime_ns >= previous.taken_at_ns || old.ctime_ns >= previous.taken_at_ns;
     let should_be_stored = old.size <= STORE_LIMIT;
     let blob_ok = if should_be_stored {
         old.stored && store.contains(&old.hash)
@@ -292,15 +348,6 @@ fn hash_and_store(file: &mut File, store: &Store) -> io::Result<(String, u64, bo
     Ok((hash, total, stored))
 }
 
-/// `p` relative to `root`, as `/`-separated bytes.
-fn rel(root: &Path, p: &Path) -> RelPath {
-    p.strip_prefix(root)
-        .unwrap_or(p)
-        .as_os_str()
-        .as_bytes()
-        .to_vec()
-}
-
 fn special_kind(ft: &fs::FileType) -> &'static str {
     if ft.is_fifo() {
         "fifo"
@@ -324,6 +371,21 @@ fn reason_of(e: &io::Error) -> String {
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
     }
+}
+
+/// Now, by the file system's clock: the mtime of a temp file made in the store (see
+/// [`RACY_MARGIN_NS`]).
+fn fs_clock(store: &Store) -> i128 {
+    let marker = store.temp();
+    let time = marker
+        .as_ref()
+        .ok()
+        .and_then(|t| t.file.metadata().ok())
+        .map(|m| mtime_ns(&m));
+    if let Ok(t) = marker {
+        t.discard();
+    }
+    time.unwrap_or_else(|| now_ns() - RACY_MARGIN_NS)
 }
 
 pub(crate) fn now_ns() -> i128 {

@@ -93,7 +93,7 @@ impl Workspace {
 
     /// The last snapshot of `project-files/`, the next snapshot's cache.
     pub fn snapshot_cache(&self) -> PathBuf {
-        self.state().join("snapshot.jsonl")
+        self.state().join("snapshot.bin")
     }
 
     /// The per-instance Claude Code configuration folder (`CLAUDE_CONFIG_DIR`).
