@@ -293,7 +293,8 @@ fn schema_failure(schema: &Schema, answer: Option<&serde_json::Value>) -> Option
 /// alone are never a change).
 fn changed_files(before: &Snapshot, after: &Snapshot) -> bool {
     // Compared as two lazy sequences: nothing of either tree is copied.
-    fn files(s: &Snapshot) -> impl Iterator<Item = (&RelPath, Option<(&str, u32)>, Option<&[u8]>)> {
+    type Item<'a> = (&'a RelPath, Option<(&'a str, u32)>, Option<&'a [u8]>);
+    fn files(s: &Snapshot) -> impl Iterator<Item = Item<'_>> {
         s.entries.iter().filter_map(|(path, entry)| match entry {
             Entry::Dir => None,
             Entry::File(m) => Some((path, Some((m.hash.as_str(), m.mode & 0o111)), None)),

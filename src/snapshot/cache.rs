@@ -302,7 +302,7 @@ mod tests {
     fn sample() -> Snapshot {
         let meta = |n: u8| FileMeta {
             size: u64::from(n) * 1000,
-            mode: 0o644 | u32::from(n % 2) * 0o111,
+            mode: 0o644 | (u32::from(n % 2) * 0o111),
             hash: blake3::hash(&[n]).to_hex().to_string(),
             mtime_ns: 1_700_000_000_123_456_789 + i128::from(n),
             ctime_ns: -5,
@@ -373,7 +373,7 @@ mod tests {
             std::fs::write(&path, &b).unwrap();
             assert!(load(&path).is_err(), "byte {i} flipped was accepted");
         }
-        let mut longer = bytes.clone();
+        let mut longer = bytes;
         longer.push(0);
         std::fs::write(&path, &longer).unwrap();
         assert!(load(&path).is_err());

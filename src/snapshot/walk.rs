@@ -19,7 +19,7 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -93,7 +93,7 @@ pub fn take_with_stats(
         store,
         found: Mutex::new(Found::default()),
     };
-    rayon::scope(|scope| visit(scope, &walk, root.to_path_buf(), RelPath::new()));
+    rayon::scope(|scope| visit(scope, &walk, root, RelPath::new()));
     let found = walk.found.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = found.root_error {
         return Err(named(&e, "snapshot", root));
@@ -110,9 +110,9 @@ pub fn take_with_stats(
 }
 
 /// One folder: its entries recorded, its subfolders queued as jobs of their own.
-fn visit<'s>(scope: &rayon::Scope<'s>, walk: &'s Walk<'s>, dir: PathBuf, rel: RelPath) {
+fn visit<'s>(scope: &rayon::Scope<'s>, walk: &'s Walk<'s>, dir: &Path, rel: RelPath) {
     let mut found = Found::default();
-    let listing = match fs::read_dir(&dir) {
+    let listing = match fs::read_dir(dir) {
         Ok(l) => l,
         Err(e) => {
             let mut all = walk.found.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,7 +143,7 @@ fn visit<'s>(scope: &rayon::Scope<'s>, walk: &'s Walk<'s>, dir: PathBuf, rel: Re
         let full = dir.join(&name);
         if ft.is_dir() {
             found.entries.push((path.clone(), Entry::Dir));
-            scope.spawn(move |scope| visit(scope, walk, full, path));
+            scope.spawn(move |scope| visit(scope, walk, &full, path));
         } else if ft.is_symlink() {
             match fs::read_link(&full) {
                 Ok(target) => {

@@ -42,13 +42,7 @@ pub fn copy(template: &Path, dest: &Path, skip: &[&Path]) -> io::Result<Vec<Stri
     };
     fs::read_dir(&template)?; // the template itself must be readable
     rayon::scope(|scope| {
-        copy_dir(
-            scope,
-            &job,
-            template.clone(),
-            dest.to_path_buf(),
-            PathBuf::new(),
-        )
+        copy_dir(scope, &job, &template, dest, Path::new(""));
     });
     if let Some(e) = job.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
@@ -59,12 +53,12 @@ pub fn copy(template: &Path, dest: &Path, skip: &[&Path]) -> io::Result<Vec<Stri
 }
 
 /// Copies one folder's entries, queueing its subfolders as jobs of their own.
-fn copy_dir<'s>(scope: &rayon::Scope<'s>, job: &'s Copy, from: PathBuf, to: PathBuf, rel: PathBuf) {
+fn copy_dir<'s>(scope: &rayon::Scope<'s>, job: &'s Copy, from: &Path, to: &Path, rel: &Path) {
     let note = |text: String| {
         job.notes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(text)
+            .push(text);
     };
     let fail = |e: io::Error| {
         job.error
@@ -72,7 +66,7 @@ fn copy_dir<'s>(scope: &rayon::Scope<'s>, job: &'s Copy, from: PathBuf, to: Path
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert(e);
     };
-    let listing = match fs::read_dir(&from) {
+    let listing = match fs::read_dir(from) {
         Ok(l) => l,
         Err(e) => return note(format!("template: skipped {}: {e}", from.display())),
     };
@@ -89,11 +83,11 @@ fn copy_dir<'s>(scope: &rayon::Scope<'s>, job: &'s Copy, from: PathBuf, to: Path
         let target = to.join(item.file_name());
         let Ok(kind) = item.file_type() else { continue };
         if kind.is_dir() {
-            if job.skip.iter().any(|s| *s == src) {
+            if job.skip.contains(&src) {
                 continue;
             }
             match fs::create_dir(&target) {
-                Ok(()) => scope.spawn(move |scope| copy_dir(scope, job, src, target, rel)),
+                Ok(()) => scope.spawn(move |scope| copy_dir(scope, job, &src, &target, &rel)),
                 Err(e) => fail(e),
             }
         } else if kind.is_symlink() {
