@@ -21,6 +21,7 @@
 //! A put that finds a blob already present checks it too and replaces a forged one, so a
 //! blob planted under the hash of the file the agent is about to write cannot hide it.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -109,6 +110,40 @@ impl Store {
         let is_file = |p: PathBuf| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
         self.blob_path(hash)
             .is_ok_and(|p| is_file(p) || is_file(self.root.join(hash)))
+    }
+
+    /// The hashes of every blob present (both layouts), from one listing of the store's
+    /// folders: what a walk checks its cache entries against instead of a `stat` per file.
+    /// Only regular files with a hash for a name count (by the listing's file type, so a
+    /// FIFO or link planted under a blob's name is not a blob).
+    pub(crate) fn present(&self) -> io::Result<HashSet<[u8; 32]>> {
+        let mut found = HashSet::new();
+        let add = |found: &mut HashSet<[u8; 32]>, name: &str| {
+            if is_hash(name)
+                && let Ok(h) = blake3::Hash::from_hex(name)
+            {
+                found.insert(*h.as_bytes());
+            }
+        };
+        for top in fs::read_dir(&self.root)? {
+            let top = top?;
+            let Ok(kind) = top.file_type() else { continue };
+            let name = top.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if kind.is_file() {
+                add(&mut found, name);
+            } else if kind.is_dir() && name.len() == 2 {
+                for blob in fs::read_dir(top.path())? {
+                    let blob = blob?;
+                    if blob.file_type().is_ok_and(|k| k.is_file())
+                        && let Some(rest) = blob.file_name().to_str()
+                    {
+                        add(&mut found, &format!("{name}{rest}"));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Stores `bytes` and returns their hash. An existing blob is left as it is.
@@ -324,6 +359,26 @@ mod tests {
                 .join(&h1[2..])
                 .is_file()
         );
+    }
+
+    #[test]
+    fn present_lists_blobs_of_both_layouts_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("objects"));
+        store.ensure_root().unwrap();
+        let fanned = store.put(b"new\n").unwrap();
+        let flat = blake3::hash(b"old\n").to_hex().to_string();
+        fs::write(dir.path().join("objects").join(&flat), b"old\n").unwrap();
+        // A FIFO under a blob's name and a temp file are not blobs.
+        let fifo = blake3::hash(b"fifo").to_hex().to_string();
+        let fifo_path = store.blob_path(&fifo).unwrap();
+        fs::create_dir_all(fifo_path.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs::write(dir.path().join("objects/.tmp-1-1"), b"half").unwrap();
+        let present = store.present().unwrap();
+        let bytes = |h: &str| *blake3::Hash::from_hex(h).unwrap().as_bytes();
+        assert_eq!(present.len(), 2, "{present:?}");
+        assert!(present.contains(&bytes(&fanned)) && present.contains(&bytes(&flat)));
     }
 
     #[test]

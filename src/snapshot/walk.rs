@@ -15,6 +15,7 @@
 //! `skipped`; neither fails the snapshot. Memory stays bounded whatever the file sizes:
 //! contents are streamed through the hasher.
 
+use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -57,6 +58,9 @@ struct Walk<'a> {
     ignore: &'a Ignore,
     previous: Option<&'a Snapshot>,
     store: &'a Store,
+    /// The store's blobs, listed once when there is a cache to check against it (`None`
+    /// when the listing failed: then each cache entry's blob is looked up by itself).
+    present: Option<HashSet<[u8; 32]>>,
     found: Mutex<Found>,
 }
 
@@ -91,6 +95,7 @@ pub fn take_with_stats(
         ignore,
         previous,
         store,
+        present: previous.and_then(|_| store.present().ok()),
         found: Mutex::new(Found::default()),
     };
     rayon::scope(|scope| visit(scope, &walk, root, RelPath::new()));
@@ -180,7 +185,7 @@ fn visit_file(
 ) {
     let cached = walk
         .previous
-        .and_then(|p| cached_meta(p, &path, meta, walk.store));
+        .and_then(|p| cached_meta(p, &path, meta, walk));
     if let Some(meta) = cached {
         found.stats.files_cached += 1;
         found.entries.push((path, Entry::File(meta)));
@@ -207,7 +212,7 @@ fn cached_meta(
     previous: &Snapshot,
     path: &[u8],
     meta: Option<Metadata>,
-    store: &Store,
+    walk: &Walk<'_>,
 ) -> Option<FileMeta> {
     let meta = meta?;
     let Some(Entry::File(old)) = previous.entries.get(path) else {
@@ -222,7 +227,13 @@ fn cached_meta(
     let racy = old.mtime_ns >= previous.taken_at_ns || old.ctime_ns >= previous.taken_at_ns;
     let should_be_stored = old.size <= STORE_LIMIT;
     let blob_ok = if should_be_stored {
-        old.stored && store.contains(&old.hash)
+        old.stored
+            && match &walk.present {
+                Some(present) => {
+                    blake3::Hash::from_hex(&old.hash).is_ok_and(|h| present.contains(h.as_bytes()))
+                }
+                None => walk.store.contains(&old.hash),
+            }
     } else {
         !old.stored
     };
