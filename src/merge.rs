@@ -3,7 +3,8 @@
 //! (SPEC.md "Beyond one machine").
 //!
 //! Each task is taken from the one input that ran it (the others list it `in_shard`), its
-//! logs and patch copied into `DIR` and its paths rewritten to them; the summary and the
+//! logs and patch copied into `DIR` and its paths rewritten to them; each instance's whole
+//! change likewise from the shard that holds it, with `diffs/<instance>.patch`; the summary and the
 //! cost are counted again over the joined tasks. Refused (exit 2, naming them) before
 //! anything is written: inputs of different plans, shards of different splits, a shard
 //! missing or given twice, a task that ran in two inputs. Reads the inputs only; writes
@@ -16,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result, exit};
 use crate::history::{self, Journal, JournalLine, RunMeta};
-use crate::report::{self, Report, Status, Summary, TaskReport};
+use crate::report::{self, InstanceReport, Report, Status, Summary, TaskReport};
 use crate::shard::{Mode, Shard};
 
 /// One input: its folder, its report and the shard it was (1/1 for a whole-plan run).
@@ -56,6 +57,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<i32> {
             .expect("owners are found in their input");
         tasks.push(carry_files(own, &input.dir, out)?);
     }
+    let instances = merged_instances(&inputs, out)?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let started_at = inputs
         .iter()
@@ -77,6 +79,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<i32> {
         finished_at,
         summary: Summary::of(&tasks),
         tasks,
+        instances,
     };
     RunMeta {
         run_id: run_id.clone(),
@@ -222,6 +225,43 @@ fn owners(inputs: &[Input]) -> Result<BTreeMap<String, usize>> {
         )));
     }
     Ok(owners)
+}
+
+/// Every instance from the input whose shard holds it (the others list it `in_shard`),
+/// its patch copied, in the first input's order (each shard lists every instance of the
+/// plan, in review order). An instance no input holds is listed without changes.
+fn merged_instances(inputs: &[Input], out: &Path) -> Result<Vec<InstanceReport>> {
+    let mut merged = Vec::new();
+    for listed in &inputs[0].report.instances {
+        let own = inputs.iter().find_map(|input| {
+            let inst = input
+                .report
+                .instances
+                .iter()
+                .find(|i| i.name == listed.name && i.in_shard.is_none())?;
+            Some((input, inst))
+        });
+        let Some((input, own)) = own else {
+            merged.push(InstanceReport {
+                in_shard: None,
+                changes: Vec::new(),
+                patch: None,
+                ..listed.clone()
+            });
+            continue;
+        };
+        let mut own = own.clone();
+        // Only a file of the input's own `diffs/` is copied, whatever the report says.
+        own.patch = own.patch.filter(|p| {
+            p.strip_prefix("diffs/")
+                .is_some_and(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.'))
+        });
+        if let Some(patch) = &own.patch {
+            copy_regular(&input.dir.join(patch), &out.join(patch))?;
+        }
+        merged.push(own);
+    }
+    Ok(merged)
 }
 
 /// `task` of the run at `from` as part of the merged run at `to`: what it ran here (logs,

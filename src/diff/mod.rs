@@ -5,22 +5,22 @@
 //! result describes exactly the two moments the snapshots were taken.
 //!
 //! Choices where SPEC.md is silent:
-//! - Folders are not reported (their files are), and an empty folder added or removed is
-//!   omitted. A path whose type changes is always a `deleted` and an `added` entry of the
-//!   same path, folders included (that entry has no sizes and no diff).
+//! - Folders are never entries (SPEC): a file replaced by a folder is the file `deleted`
+//!   and the files inside `added`; an empty folder added or removed is not reported (and
+//!   a patch cannot carry one).
 //! - A per-change `diff` uses `/dev/null` for the absent side, like git; it is `null` when
-//!   no line changed (an empty file added or removed, a mode-only change).
+//!   no line changed (an empty file added or removed, a mode-only change), and for
+//!   symlinks and binary files (their targets and sizes say what changed).
 //! - A text file over 1 MiB gets a size line in report.json but its whole diff in the
-//!   patch, so `git apply` reproduces it too, up to [`PATCH_TEXT_LIMIT`] (16 MiB): a larger
-//!   one is left out of the patch, so memory is bounded by that limit, not by the file.
-//! - The patch leaves out binary, symlink and non-UTF-8-name changes, with one
-//!   exception: a symlink replaced by a text file has the link's deletion in the patch
-//!   (as git writes it, mode 120000), or `git apply` could not create the file. A mode-only
-//!   change is in the patch whatever the content (git's `old mode`/`new mode`).
-//! - Left out of the patch and so not reproduced by it: a binary file that becomes text or
-//!   the reverse, and a type change whose other side is not in the patch (a binary file
-//!   replaced by a folder of text files).
+//!   patch, so `git apply` reproduces it too, up to [`PATCH_TEXT_LIMIT`] (16 MiB); a binary file of any size up to the store's
+//!   64 MiB is in the patch as a `GIT binary patch`. Files over 64 MiB are not kept, so
+//!   their before-state is not known and they stay out of the patch.
+//! - Left out of the patch: names that are not UTF-8 (`path_lossy`), symlink targets
+//!   that are not UTF-8, contents not in the store or not trusted, and binary contents
+//!   that hold a secret value (see [`compare_guarded`]: text is redacted by the caller,
+//!   a deflated binary cannot be).
 
+mod binary;
 mod patch;
 mod text;
 
@@ -31,7 +31,7 @@ pub use text::{DIFF_LIMIT, PATCH_TEXT_LIMIT};
 
 use crate::report::{Change, ChangeKind};
 use crate::snapshot::{Entry, FileMeta, Snapshot, Store};
-use patch::{Side, git_mode, section};
+use patch::{Side, binary_section, git_mode, section};
 use text::Content;
 
 /// Every path of either snapshot once, in order, with its entry on each side: one merge
@@ -80,68 +80,79 @@ pub fn compare(
     after: &Snapshot,
     store: &Store,
 ) -> (Vec<Change>, Option<String>) {
-    let mut changes = Vec::new();
-    let mut patch = String::new();
+    compare_guarded(before, after, store, &|_| false)
+}
+
+/// [`compare`], leaving out of the patch every binary file whose content `secret` says
+/// holds a secret value (its change's `diff` says so): the caller redacts text, but a
+/// secret inside a deflated binary section cannot be found there.
+pub fn compare_guarded(
+    before: &Snapshot,
+    after: &Snapshot,
+    store: &Store,
+    secret: &dyn Fn(&[u8]) -> bool,
+) -> (Vec<Change>, Option<String>) {
+    let mut differ = Differ {
+        store,
+        secret,
+        changes: Vec::new(),
+        patch: String::new(),
+    };
     for (path, old, new) in side_by_side(before, after) {
+        differ.path(path, old, new);
+    }
+    let Differ { changes, patch, .. } = differ;
+    (changes, (!patch.is_empty()).then_some(patch))
+}
+
+/// The changes and the patch being made, path by path.
+struct Differ<'a> {
+    store: &'a Store,
+    secret: &'a dyn Fn(&[u8]) -> bool,
+    changes: Vec<Change>,
+    patch: String,
+}
+
+impl Differ<'_> {
+    fn path(&mut self, path: &[u8], old: Option<&Entry>, new: Option<&Entry>) {
         match (old, new) {
             (Some(Entry::File(m1)), Some(Entry::File(m2))) => {
                 if m1.hash != m2.hash || (m1.mode ^ m2.mode) & 0o111 != 0 {
-                    let (change, section) = file_change(path, Some(m1), Some(m2), store);
-                    changes.push(change);
-                    patch.push_str(&section.unwrap_or_default());
+                    self.file(path, Some(m1), Some(m2));
                 }
             }
             (Some(Entry::Symlink { target: t1 }), Some(Entry::Symlink { target: t2 })) => {
                 if t1 != t2 {
-                    changes.push(symlink_change(path, Some(t1), Some(t2)));
+                    self.link(path, Some(t1), Some(t2));
                 }
             }
-            (Some(Entry::Dir), Some(Entry::Dir)) | (None, Some(Entry::Dir) | None) => {}
-            (Some(Entry::Dir), None) => {}
             _ => {
-                // Gone, new, or a type change: the old side's deletion, then the new side.
-                let type_change = old.is_some() && new.is_some();
-                let mut sections = String::new();
-                let mut pending_link_deletion = None;
+                // Gone, new, or a type change: the old side's deletion, then the new
+                // side's addition. Folders are never entries: their files are.
                 match old {
-                    Some(Entry::File(m)) => {
-                        let (change, section) = file_change(path, Some(m), None, store);
-                        changes.push(change);
-                        sections.push_str(&section.unwrap_or_default());
-                    }
-                    Some(Entry::Symlink { target }) => {
-                        changes.push(symlink_change(path, Some(target), None));
-                        pending_link_deletion = Some(target);
-                    }
-                    Some(Entry::Dir) if type_change => {
-                        changes.push(dir_change(path, ChangeKind::Deleted));
-                    }
+                    Some(Entry::File(m)) => self.file(path, Some(m), None),
+                    Some(Entry::Symlink { target }) => self.link(path, Some(target), None),
                     _ => {}
                 }
                 match new {
-                    Some(Entry::File(m)) => {
-                        let (change, section) = file_change(path, None, Some(m), store);
-                        changes.push(change);
-                        if let Some(section) = section {
-                            if let Some(link) = pending_link_deletion {
-                                sections.push_str(&link_deletion(path, link));
-                            }
-                            sections.push_str(&section);
-                        }
-                    }
-                    Some(Entry::Symlink { target }) => {
-                        changes.push(symlink_change(path, None, Some(target)));
-                    }
-                    Some(Entry::Dir) if type_change => {
-                        changes.push(dir_change(path, ChangeKind::Added));
-                    }
+                    Some(Entry::File(m)) => self.file(path, None, Some(m)),
+                    Some(Entry::Symlink { target }) => self.link(path, None, Some(target)),
                     _ => {}
                 }
-                patch.push_str(&sections);
             }
         }
     }
-    (changes, (!patch.is_empty()).then_some(patch))
+
+    fn file(&mut self, path: &[u8], before: Option<&FileMeta>, after: Option<&FileMeta>) {
+        let (change, section) = file_change(path, before, after, self.store, self.secret);
+        self.changes.push(change);
+        self.patch.push_str(&section.unwrap_or_default());
+    }
+
+    fn link(&mut self, path: &[u8], before: Option<&Vec<u8>>, after: Option<&Vec<u8>>) {
+        self.changes.push(symlink_change(path, before, after));
+        self.patch.push_str(&link_section(path, before, after));
+    }
 }
 
 /// The path as a report string, and whether that lost bytes.
@@ -178,10 +189,6 @@ fn blank_change(path: &[u8], kind: ChangeKind) -> Change {
     }
 }
 
-fn dir_change(path: &[u8], kind: ChangeKind) -> Change {
-    blank_change(path, kind)
-}
-
 fn symlink_change(path: &[u8], before: Option<&Vec<u8>>, after: Option<&Vec<u8>>) -> Change {
     let lossy = |t: &Vec<u8>| String::from_utf8_lossy(t).into_owned();
     Change {
@@ -199,6 +206,7 @@ fn file_change(
     before: Option<&FileMeta>,
     after: Option<&FileMeta>,
     store: &Store,
+    secret: &dyn Fn(&[u8]) -> bool,
 ) -> (Change, Option<String>) {
     let mut change = blank_change(path, kind_of(before.is_some(), after.is_some()));
     change.size_before = before.map(|m| m.size);
@@ -243,7 +251,12 @@ fn file_change(
         return (change, section);
     }
     if change.binary {
-        return (change, None);
+        let section = name.and_then(|name| binary_patch(name, before, after, store, secret));
+        if let Some(Err(Secret)) = section {
+            change.diff = Some(SECRET.to_string());
+            return (change, None);
+        }
+        return (change, section.and_then(Result::ok));
     }
     fn as_text(c: &Option<Content>) -> Option<&str> {
         match c {
@@ -311,19 +324,50 @@ fn size_line(before: Option<u64>, after: Option<u64>) -> String {
     }
 }
 
-/// The patch section deleting a symlink, as git writes it (its target is its content).
-fn link_deletion(path: &[u8], target: &[u8]) -> String {
-    let (Ok(name), Ok(target)) = (std::str::from_utf8(path), std::str::from_utf8(target)) else {
+/// The `diff` of a binary file left out of the patch because it holds a secret value.
+pub const SECRET: &str = "binary content holds a secret value: left out of the patch";
+
+/// A binary content that holds a secret value.
+struct Secret;
+
+/// The `GIT binary patch` section of a file one side of which is binary. `None` when a
+/// side's content is not in the store (over its limit, gone, or not trusted).
+fn binary_patch(
+    name: &str,
+    before: Option<&FileMeta>,
+    after: Option<&FileMeta>,
+    store: &Store,
+    secret: &dyn Fn(&[u8]) -> bool,
+) -> Option<std::result::Result<String, Secret>> {
+    let full = |meta: Option<&FileMeta>| match meta {
+        None => Some(Vec::new()),
+        Some(m) if m.stored => store.read(&m.hash).ok(),
+        Some(_) => None,
+    };
+    let (old, new) = (full(before)?, full(after)?);
+    if secret(&old) || secret(&new) {
+        return Some(Err(Secret));
+    }
+    let side = |m: Option<&FileMeta>| m.map_or(Side::Absent, |m| Side::File(m.mode));
+    let mut out = String::new();
+    binary_section(&mut out, name, (side(before), &old), (side(after), &new));
+    Some(Ok(out))
+}
+
+/// A symlink's patch section (mode 120000, its target as its content), or nothing when
+/// its name or a target is not UTF-8.
+fn link_section(path: &[u8], before: Option<&Vec<u8>>, after: Option<&Vec<u8>>) -> String {
+    // Per side: absent, or its target as text (an error when it is not UTF-8).
+    fn target(t: Option<&Vec<u8>>) -> Result<Option<&str>, std::str::Utf8Error> {
+        t.map(|t| std::str::from_utf8(t)).transpose()
+    }
+    let (Ok(name), Ok(old), Ok(new)) = (std::str::from_utf8(path), target(before), target(after))
+    else {
         return String::new();
     };
     let mut out = String::new();
-    section(
-        &mut out,
-        name,
-        Side::Symlink,
-        Side::Absent,
-        &text::hunks(target, ""),
-    );
+    let hunks = text::hunks(old.unwrap_or(""), new.unwrap_or(""));
+    patch::link_section(&mut out, name, old, new, &hunks);
     out
 }
 

@@ -1,13 +1,16 @@
 //! One file's section of a `git diff`-style patch: the `diff --git` header, mode lines,
-//! `---`/`+++` labels and hunks, written exactly as git writes them so `git apply` takes
+//! `---`/`+++` labels and hunks (or a `GIT binary patch`), written exactly as git writes them so `git apply` takes
 //! the patch as it is.
 //!
 //! Paths are quoted the way git quotes them (C-style, in double quotes, when they hold
 //! `"`, `\`, control or non-ASCII bytes; spaces are left alone but mark the `---`/`+++`
-//! lines with a trailing tab). No `index` line: git apply does not need one for text.
+//! lines with a trailing tab). No `index` line for text (git apply does not need one);
+//! symlinks and binary files get git's full one (binary patches are refused without it).
 //! Never writes a name that is not UTF-8: the caller leaves those changes out.
 
 use std::fmt::Write;
+
+use super::binary::{self, NULL_ID, blob_id};
 
 /// git's file mode for a regular file: only the owner's executable bit counts.
 pub(crate) fn git_mode(mode: u32) -> &'static str {
@@ -19,53 +22,117 @@ pub(crate) fn git_mode(mode: u32) -> &'static str {
 }
 
 /// One side of a file section.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     Absent,
     /// A regular file with its permission bits.
     File(u32),
-    /// A symlink (only ever written for its deletion, see `diff::compare`).
+    /// A symlink (mode 120000: its target is its content).
     Symlink,
 }
 
-/// Writes the section for `path` from `before` to `after` with `hunks` (from
-/// `text::hunks`, possibly empty) to `out`.
+impl Side {
+    fn mode(self) -> Option<&'static str> {
+        match self {
+            Side::Absent => None,
+            Side::File(m) => Some(git_mode(m)),
+            Side::Symlink => Some("120000"),
+        }
+    }
+}
+
+/// Writes the text section for `path` from `before` to `after` with `hunks` (from
+/// `text::hunks`, possibly empty) to `out`. No `index` line: git apply does not need one
+/// for text.
 pub(crate) fn section(out: &mut String, path: &str, before: Side, after: Side, hunks: &str) {
-    let a = quote("a/", path);
-    let b = quote("b/", path);
-    let _ = writeln!(out, "diff --git {a} {b}");
-    match (before, after) {
-        (Side::Absent, Side::File(m)) => {
-            let _ = writeln!(out, "new file mode {}", git_mode(m));
+    header(out, path, before, after);
+    hunks_with_labels(out, path, before, after, hunks);
+}
+
+/// Writes a symlink's section: its targets are its content (without a newline), and the
+/// `index` line carries mode 120000 when the link stays a link.
+pub(crate) fn link_section(
+    out: &mut String,
+    path: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+    hunks: &str,
+) {
+    let side = |t: Option<&str>| t.map_or(Side::Absent, |_| Side::Symlink);
+    let (b, a) = (side(before), side(after));
+    header(out, path, b, a);
+    let id = |t: Option<&str>| t.map_or(NULL_ID.to_string(), |t| blob_id(t.as_bytes()));
+    index_line(out, &id(before), &id(after), b, a);
+    hunks_with_labels(out, path, b, a, hunks);
+}
+
+/// Writes the `GIT binary patch` section of a file from `old` to `new` (the contents; an
+/// absent side's is empty), with the full `index` line git apply requires.
+pub(crate) fn binary_section(
+    out: &mut String,
+    path: &str,
+    (before, old): (Side, &[u8]),
+    (after, new): (Side, &[u8]),
+) {
+    header(out, path, before, after);
+    let id = |side: Side, bytes: &[u8]| match side {
+        Side::Absent => NULL_ID.to_string(),
+        _ => blob_id(bytes),
+    };
+    index_line(out, &id(before, old), &id(after, new), before, after);
+    out.push_str(&binary::body(old, new));
+}
+
+/// `diff --git` and the mode lines.
+fn header(out: &mut String, path: &str, before: Side, after: Side) {
+    let _ = writeln!(
+        out,
+        "diff --git {} {}",
+        quote("a/", path),
+        quote("b/", path)
+    );
+    match (before.mode(), after.mode()) {
+        (None, Some(m)) => {
+            let _ = writeln!(out, "new file mode {m}");
         }
-        (Side::File(m), Side::Absent) => {
-            let _ = writeln!(out, "deleted file mode {}", git_mode(m));
+        (Some(m), None) => {
+            let _ = writeln!(out, "deleted file mode {m}");
         }
-        (Side::Symlink, Side::Absent) => out.push_str("deleted file mode 120000\n"),
-        (Side::File(old), Side::File(new)) if git_mode(old) != git_mode(new) => {
-            let _ = writeln!(
-                out,
-                "old mode {}\nnew mode {}",
-                git_mode(old),
-                git_mode(new)
-            );
+        (Some(old), Some(new)) if old != new => {
+            let _ = writeln!(out, "old mode {old}\nnew mode {new}");
         }
         _ => {}
     }
+}
+
+/// `index <old>..<new>`, with the mode when both sides have the same one (as git).
+fn index_line(out: &mut String, old: &str, new: &str, before: Side, after: Side) {
+    let _ = write!(out, "index {old}..{new}");
+    match (before.mode(), after.mode()) {
+        (Some(b), Some(a)) if a == b => {
+            let _ = writeln!(out, " {a}");
+        }
+        _ => out.push('\n'),
+    }
+}
+
+/// The `---`/`+++` labels and the hunks, when there are any.
+fn hunks_with_labels(out: &mut String, path: &str, before: Side, after: Side, hunks: &str) {
     if hunks.is_empty() {
         return;
     }
     // git marks names with a space by a tab after them, so the label's end is certain.
     let tab = if path.contains(' ') { "\t" } else { "" };
-    let old_label = match before {
+    let label = |prefix: &str, side: Side| match side {
         Side::Absent => "/dev/null".to_string(),
-        _ => format!("{a}{tab}"),
+        _ => format!("{}{tab}", quote(prefix, path)),
     };
-    let new_label = match after {
-        Side::Absent => "/dev/null".to_string(),
-        _ => format!("{b}{tab}"),
-    };
-    let _ = write!(out, "--- {old_label}\n+++ {new_label}\n{hunks}");
+    let _ = write!(
+        out,
+        "--- {}\n+++ {}\n{hunks}",
+        label("a/", before),
+        label("b/", after)
+    );
 }
 
 /// `prefix` + `path`, in double quotes with C-style escapes when git would quote it.

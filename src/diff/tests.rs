@@ -134,27 +134,33 @@ fn type_changes_are_a_deletion_and_an_addition() {
         fs::remove_file(r.join("l2f")).unwrap();
         fs::write(r.join("l2f"), "was link\n").unwrap();
     });
+    // Folders are never entries: a folder replaced by a file is its files deleted and the
+    // file added; a file replaced by a folder is the file deleted and the files added.
     assert_eq!(
         kinds(&changes),
         [
-            ("d2f".into(), "deleted"),
             ("d2f".into(), "added"),
             ("d2f/x".into(), "deleted"),
             ("f2d".into(), "deleted"),
-            ("f2d".into(), "added"),
             ("l2f".into(), "deleted"),
             ("l2f".into(), "added"),
         ]
     );
-    assert!(changes[5].symlink && !changes[6].symlink);
-    assert_eq!(changes[5].target_before.as_deref(), Some("f2d"));
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.size_before.is_some() || c.size_after.is_some() || c.symlink)
+    );
+    assert!(changes[3].symlink && !changes[4].symlink);
+    assert_eq!(changes[3].target_before.as_deref(), Some("f2d"));
     let patch = patch.unwrap();
-    // The link's deletion is in the patch only so that the file can be created.
-    assert!(patch.contains("diff --git a/l2f b/l2f\ndeleted file mode 120000\n--- a/l2f\n+++ /dev/null\n@@ -1 +0,0 @@\n-f2d\n\\ No newline at end of file\ndiff --git a/l2f b/l2f\nnew file mode 100644\n"), "{patch}");
+    // A symlink's deletion as git writes it: mode 120000, its target the content.
+    let link_id = binary::blob_id(b"f2d");
+    assert!(patch.contains(&format!("diff --git a/l2f b/l2f\ndeleted file mode 120000\nindex {link_id}..{}\n--- a/l2f\n+++ /dev/null\n@@ -1 +0,0 @@\n-f2d\n\\ No newline at end of file\ndiff --git a/l2f b/l2f\nnew file mode 100644\n", binary::NULL_ID)), "{patch}");
 }
 
 #[test]
-fn symlinks_binary_and_lossy_names_stay_out_of_the_patch_and_large_text_stays_in() {
+fn binary_files_and_symlinks_are_in_the_patch_and_lossy_names_stay_out() {
     let big = "line\n".repeat(300_000);
     let case = Case::new(|r| {
         symlink("old-target", r.join("link")).unwrap();
@@ -169,13 +175,33 @@ fn symlinks_binary_and_lossy_names_stay_out_of_the_patch_and_large_text_stays_in
         fs::write(r.join("big.txt"), format!("{big}more\n")).unwrap();
         fs::write(r.join(std::ffi::OsStr::from_bytes(b"n\xffme")), "text\n").unwrap();
     });
-    // Only the large text file is in the patch (whole, so `git apply` reproduces it).
-    assert_eq!(
-        patch.as_deref(),
-        Some(
-            "diff --git a/big.txt b/big.txt\n--- a/big.txt\n+++ b/big.txt\n\
-             @@ -299998,3 +299998,4 @@\n line\n line\n line\n+more\n"
-        )
+    let patch = patch.unwrap();
+    // The large text file whole, so `git apply` reproduces it.
+    assert!(patch.starts_with(
+        "diff --git a/big.txt b/big.txt\n--- a/big.txt\n+++ b/big.txt\n\
+         @@ -299998,3 +299998,4 @@\n line\n line\n line\n+more\n"
+    ));
+    // Binary files with git's full index line (git apply refuses a binary patch without).
+    let (old, new) = (
+        binary::blob_id(b"\x00\x01\x02"),
+        binary::blob_id(b"\x00\x01\x03"),
+    );
+    assert!(
+        patch.contains(&format!(
+            "diff --git a/bin b/bin\nindex {old}..{new} 100644\nGIT binary patch\nliteral 3\n"
+        )),
+        "{patch}"
+    );
+    assert!(patch.contains("diff --git a/latin1 b/latin1\nnew file mode 100644\nindex 0000000000000000000000000000000000000000.."), "{patch}");
+    // The symlink's new target, mode 120000 kept in the index line.
+    assert!(patch.contains(&format!(
+        "diff --git a/link b/link\nindex {}..{} 120000\n--- a/link\n+++ b/link\n@@ -1 +1 @@\n-old-target\n\\ No newline at end of file\n+new-target\n\\ No newline at end of file\n",
+        binary::blob_id(b"old-target"),
+        binary::blob_id(b"new-target")
+    )), "{patch}");
+    assert!(
+        !patch.contains("n\u{fffd}me") && !patch.contains("\\377"),
+        "{patch}"
     );
     let by = |p: &str| changes.iter().find(|c| c.path == p).unwrap();
     let link = by("link");
@@ -192,6 +218,22 @@ fn symlinks_binary_and_lossy_names_stay_out_of_the_patch_and_large_text_stays_in
     let lossy = by("n\u{fffd}me");
     assert!(lossy.path_lossy);
     assert!(lossy.diff.as_deref().unwrap().contains("+text"));
+}
+
+#[test]
+fn a_binary_file_holding_a_secret_stays_out_of_the_patch() {
+    let case = Case::new(|_| {});
+    fs::write(case.root.join("key.bin"), b"\x00sk-secret-value\x00").unwrap();
+    fs::write(case.root.join("other.bin"), b"\x00harmless").unwrap();
+    let after = take(&case.root, &Ignore::default(), None, &case.store).unwrap();
+    let secret = |b: &[u8]| b.windows(16).any(|w| w == b"sk-secret-value\x00");
+    let (changes, patch) = compare_guarded(&case.before, &after, &case.store, &secret);
+    assert_eq!(changes[0].diff.as_deref(), Some(SECRET));
+    let patch = patch.unwrap();
+    assert!(
+        !patch.contains("key.bin") && patch.contains("other.bin"),
+        "{patch}"
+    );
 }
 
 #[test]

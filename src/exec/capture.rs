@@ -46,6 +46,14 @@ impl Redactor {
         }
     }
 
+    /// Whether `bytes` hold a secret value (for contents that cannot be redacted in
+    /// place, such as a binary file going into a patch deflated).
+    pub fn finds(&self, bytes: &[u8]) -> bool {
+        self.secrets
+            .iter()
+            .any(|s| memchr::memmem::find(bytes, s).is_some())
+    }
+
     /// Feeds `chunk`; returns what can be emitted now (a secret may still be split).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         if self.secrets.is_empty() {

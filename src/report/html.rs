@@ -1,7 +1,9 @@
 //! `report.html`: one self-contained page to review every task and every diff, as GitHub's
-//! "Files changed" does: a jump list of tasks and files, sticky file headers with anchors
-//! and "viewed" boxes, word-level highlights, unified or split, expand/collapse all, why a
-//! task failed (error, failure output, failing tests) and its transcript beside its diff.
+//! "Files changed" does. It opens on each instance's whole change (the last instance of a
+//! pipeline first: it holds the feature), the per-task cards below it; a jump list of the
+//! instances, tasks and files, sticky file headers with anchors and "viewed" boxes,
+//! word-level highlights, unified or split, expand/collapse all, why a task failed (error,
+//! failure output, failing tests) and its transcript beside its diff.
 //!
 //! It must escape everything an agent wrote — file contents, paths, results, errors — so a
 //! file holding `<script>` shows as text; the only script on the page is our own, inline,
@@ -16,7 +18,7 @@ mod diff;
 use std::fmt::Write as _;
 
 use super::summary::{self, duration, status_word, task_cost, task_duration, tests_line};
-use super::{Report, Status, TaskReport};
+use super::{InstanceReport, Report, Status, TaskReport};
 
 const STYLE: &str = include_str!("html/style.css");
 const SCRIPT: &str = include_str!("html/script.js");
@@ -112,9 +114,25 @@ pub fn render_with(report: &Report, extras: &Extras) -> String {
          </div>\n<div class=\"layout\">\n",
     );
     let tasks = summary::problems_first(report);
-    out.push_str(&diff::tree(&tasks));
+    let instances: Vec<&InstanceReport> = report
+        .instances
+        .iter()
+        .filter(|i| !i.changes.is_empty())
+        .collect();
+    out.push_str(&diff::tree(&instances, &tasks));
     out.push_str("<main>\n");
     let mut files = diff::Files::default();
+    if !instances.is_empty() {
+        out.push_str(
+            "<section class=\"whole\" id=\"whole-change\"><h2 class=\"part\">Whole change per \
+             instance</h2><p class=\"lead\">Each instance's files now against the state its \
+             workspace was created with. <a href=\"#tasks\">Per-task changes</a> are below.</p>\n",
+        );
+        for inst in &instances {
+            out.push_str(&instance_card(inst, &mut files));
+        }
+        out.push_str("</section>\n<h2 class=\"part\" id=\"tasks\">Per-task changes</h2>\n");
+    }
     for task in tasks {
         out.push_str(&card(task, extras.transcripts.get(&task.id), &mut files));
     }
@@ -373,6 +391,34 @@ fn card(t: &TaskReport, transcript: Option<&String>, files: &mut diff::Files) ->
         );
     }
     out.push_str("</div>\n</section>\n");
+    out
+}
+
+/// One instance's whole change: its patch and every changed file, as on a task's card.
+fn instance_card(inst: &InstanceReport, files: &mut diff::Files) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<section class=\"card whole-change\" id=\"instance-{id}\">\n\
+         <div class=\"card-head\"><h2><a href=\"#instance-{id}\">{id}</a></h2>\
+         <span class=\"instance\">whole change</span></div>",
+        id = escape(&inst.name),
+    );
+    out.push_str("<dl class=\"facts small\">");
+    let _ = write!(
+        out,
+        "<div><dt>Changed paths</dt><dd>{}</dd></div>",
+        inst.changes.len()
+    );
+    if let Some(p) = &inst.patch {
+        let _ = write!(out, "<div><dt>Patch</dt><dd>{}</dd></div>", link(p));
+    }
+    out.push_str("</dl>\n<div class=\"work\">\n<div class=\"files\">");
+    let key = diff::instance_key(&inst.name);
+    for (n, c) in inst.changes.iter().enumerate() {
+        out.push_str(&files.change(&key, n, c));
+    }
+    out.push_str("</div>\n</div>\n</section>\n");
     out
 }
 

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::summary::{self, diff_stat, task_cost, task_duration, tests_line};
-use super::{Change, ChangeKind, Report, Status, TaskReport};
+use super::{Change, ChangeKind, InstanceReport, Report, Status, TaskReport};
 
 /// GitHub's limit for a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -38,16 +38,14 @@ pub fn render(report: &Report) -> String {
         );
         return out;
     }
+    let (mut left_out, mut diffs_cut) = whole_changes(&mut out, report, limit);
     let tasks: Vec<&TaskReport> = summary::problems_first(report)
         .into_iter()
         .filter(|t| has_details(t))
         .collect();
-    if tasks.is_empty() {
-        return out;
+    if !tasks.is_empty() {
+        out.push_str("\n## Details per task\n\n");
     }
-    out.push_str("\n## Details\n\n");
-    let mut left_out = 0usize;
-    let mut diffs_cut = false;
     for (i, task) in tasks.iter().enumerate() {
         let full = details(task, true);
         if out.len() + full.len() <= limit {
@@ -60,13 +58,14 @@ pub fn render(report: &Report) -> String {
             diffs_cut = true;
             continue;
         }
-        left_out = tasks.len() - i;
+        left_out += tasks.len() - i;
         break;
     }
     if left_out > 0 || diffs_cut {
         let what = if left_out > 0 {
             format!(
-                "the details of {left_out} more task{} are left out",
+                "the details of {left_out} more task{} or instance{} are left out",
+                if left_out == 1 { "" } else { "s" },
                 if left_out == 1 { "" } else { "s" }
             )
         } else {
@@ -150,6 +149,89 @@ pub fn render_summary(report: &Report) -> String {
     out
 }
 
+/// The "Whole change per instance" section: each instance that changed, in review order
+/// (the first, the last of its pipeline, open), with its patch, its changed paths and
+/// their diffs while they fit under `limit`. Returns how many instances were left out
+/// and whether some diffs were.
+fn whole_changes(out: &mut String, report: &Report, limit: usize) -> (usize, bool) {
+    let changed: Vec<&InstanceReport> = report
+        .instances
+        .iter()
+        .filter(|i| !i.changes.is_empty())
+        .collect();
+    if changed.is_empty() {
+        return (0, false);
+    }
+    out.push_str(
+        "\n## Whole change per instance\n\nEach instance's files now against the state its \
+         workspace was created with; the per-task changes are below.\n\n",
+    );
+    let mut diffs_cut = false;
+    for (i, inst) in changed.iter().enumerate() {
+        let open = i == 0;
+        let full = instance_details(inst, open, true);
+        if out.len() + full.len() <= limit {
+            out.push_str(&full);
+            continue;
+        }
+        let short = instance_details(inst, open, false);
+        if out.len() + short.len() <= limit {
+            out.push_str(&short);
+            diffs_cut = true;
+            continue;
+        }
+        return (changed.len() - i, true);
+    }
+    (0, diffs_cut)
+}
+
+/// One instance's `<details>` block; without its diffs when `with_diffs` is false.
+fn instance_details(inst: &InstanceReport, open: bool, with_diffs: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<details{}><summary>📦 <code>{}</code> — {} changed path{}</summary>\n",
+        if open { " open" } else { "" },
+        html(&inst.name),
+        inst.changes.len(),
+        if inst.changes.len() == 1 { "" } else { "s" }
+    );
+    if let Some(patch) = &inst.patch {
+        let _ = writeln!(out, "Patch: `{}`\n", code_span_safe(patch));
+    }
+    out.push_str(&changes_block(&inst.changes, with_diffs));
+    close_details(&mut out);
+    out
+}
+
+/// The changed paths, each with its diff (fenced, cut) when `with_diffs`, else a line
+/// saying the diffs are left out.
+fn changes_block(changes: &[Change], with_diffs: bool) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let _ = writeln!(out, "- {}", change_line(c));
+        if let (true, Some(diff)) = (with_diffs, c.diff.as_deref().filter(|d| is_unified(d))) {
+            let _ = writeln!(out, "\n{}", indent(&fenced(&cap_diff(diff), "diff")));
+        }
+    }
+    if !with_diffs
+        && changes
+            .iter()
+            .any(|c| c.diff.as_deref().is_some_and(is_unified))
+    {
+        out.push_str("\n_Diffs left out to fit a GitHub comment: see `report.html`._\n");
+    }
+    out
+}
+
+/// Exactly one blank line before `</details>`, so the Markdown above it is closed.
+fn close_details(out: &mut String) {
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out.push_str("\n</details>\n\n");
+}
+
 fn has_details(t: &TaskReport) -> bool {
     t.error.is_some() || t.result.is_some() || !t.changes.is_empty() || !t.notes.is_empty()
 }
@@ -223,24 +305,8 @@ fn details(t: &TaskReport, with_diffs: bool) -> String {
     if !t.changes.is_empty() {
         let _ = writeln!(out, "**Changes**\n");
     }
-    for c in &t.changes {
-        let _ = writeln!(out, "- {}", change_line(c));
-        if let (true, Some(diff)) = (with_diffs, c.diff.as_deref().filter(|d| is_unified(d))) {
-            let _ = writeln!(out, "\n{}", indent(&fenced(&cap_diff(diff), "diff")));
-        }
-    }
-    if !with_diffs
-        && t.changes
-            .iter()
-            .any(|c| c.diff.as_deref().is_some_and(is_unified))
-    {
-        out.push_str("\n_Diffs left out to fit a GitHub comment: see `report.html`._\n");
-    }
-    // Exactly one blank line before `</details>`, so the Markdown above it is closed.
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out.push_str("\n</details>\n\n");
+    out.push_str(&changes_block(&t.changes, with_diffs));
+    close_details(&mut out);
     out
 }
 

@@ -12,8 +12,8 @@ pub mod term;
 pub mod transcript;
 
 pub use model::{
-    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts,
-    TestFailure, Tokens,
+    AttemptReport, Change, ChangeKind, InstanceReport, Report, Status, Summary, TaskReport,
+    TestCounts, TestFailure, Tokens,
 };
 
 use std::path::Path;

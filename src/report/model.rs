@@ -56,6 +56,24 @@ pub struct Report {
     pub summary: Summary,
     /// Every task of the plan, in plan order.
     pub tasks: Vec<TaskReport>,
+    /// Every instance's whole change, in review order (the deepest along `needs` first:
+    /// the last instance of a pipeline, which holds the feature).
+    #[serde(default)]
+    pub instances: Vec<InstanceReport>,
+}
+
+/// One instance's whole change: its `project-files/` at the end of the run against its
+/// base (the state its workspace was created with).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    pub name: String,
+    pub changes: Vec<Change>,
+    /// `diffs/<instance>.patch` (see README for a task of the same id), or null when
+    /// nothing changed.
+    pub patch: Option<String>,
+    /// Set on an instance of another shard (its changes are in that shard's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_shard: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

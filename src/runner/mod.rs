@@ -12,6 +12,7 @@ mod dry_run;
 pub mod events;
 mod journal;
 mod task;
+mod whole;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -337,6 +338,8 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         }
         tasks.push(report);
     }
+    let locked: BTreeSet<String> = locks.iter().map(|(ws, _)| ws.name.clone()).collect();
+    let instances = whole::instances(&ctx, &locked, split.as_ref())?;
     let report = Report {
         run_id: run_id.clone(),
         plan: meta.plan,
@@ -350,6 +353,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
         finished_at: now_rfc3339(),
         summary: Summary::of(&tasks),
         tasks,
+        instances,
     };
     write_reports(&report, &run_dir)?;
     ctx.emit(&Event::RunFinished {

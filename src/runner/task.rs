@@ -162,7 +162,8 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
         // What the agent made that could not be read (a FIFO, an unreadable file).
         let new_skips = after.skipped.iter().filter(|s| !before.skipped.contains(s));
         report.notes.extend(new_skips.map(skipped_note));
-        let (changes, patch) = diff::compare(&before, after, &store);
+        let (changes, patch) =
+            diff::compare_guarded(&before, after, &store, &|b| ctx.redactor.finds(b));
         report.notes.extend(changes.iter().filter(|c| c.diff.as_deref() == Some(diff::UNTRUSTED)).map(|c| {
             format!("`{}`: its stored copy does not match its hash (the store was tampered with); its content is not shown", c.path)
         }));
@@ -175,19 +176,7 @@ pub fn execute(ctx: &RunContext<'_>, task: &Task, memory: &InstanceMemory) -> Re
             )?;
             report.patch = Some(rel);
         }
-        // Names and link targets can hold a secret as well as contents can.
-        for change in &mut report.changes {
-            change.path = ctx.redactor.redact_str(&change.path);
-            for text in [
-                &mut change.diff,
-                &mut change.target_before,
-                &mut change.target_after,
-            ] {
-                if let Some(t) = text.as_deref() {
-                    *text = Some(ctx.redactor.redact_str(t));
-                }
-            }
-        }
+        super::whole::redact_changes(ctx, &mut report.changes);
     }
     if let Some(after) = &after
         && let Err(e) = after.save(&ws.snapshot_cache())

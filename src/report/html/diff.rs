@@ -1,4 +1,5 @@
-//! Changed files on the page: the jump list (a file tree per task), each file's header
+//! Changed files on the page: the jump list (a file tree per instance's whole change and
+//! per task), each file's header
 //! (sticky, with its anchor, counts and a "viewed" box) and, for its body, rows in the
 //! page's JSON data that the script turns into a unified or split table when the file is
 //! scrolled near. Word-level highlights are computed here (`similar`'s inline diff over
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::escape;
 use crate::report::summary::diff_stat;
-use crate::report::{Change, ChangeKind, TaskReport};
+use crate::report::{Change, ChangeKind, InstanceReport, TaskReport};
 
 /// Diffs longer than this start folded.
 const FOLD_LINES: usize = 400;
@@ -106,52 +107,88 @@ impl Files {
     }
 }
 
-/// `f-<task>-<n>`: task ids are `[a-z0-9._-]`, so the id needs no escaping beyond HTML's.
+/// `f-<task>-<n>` (or `f-@<instance>-<n>`): names are `[a-z0-9._-]`, so the id needs no
+/// escaping beyond HTML's.
 fn file_id(task: &str, n: usize) -> String {
     format!("f-{}-{n}", escape(task))
 }
 
-/// The jump list: per task (in page order) its files, each linking to its header.
-pub fn tree(tasks: &[&TaskReport]) -> String {
+/// The jump list: each instance's whole change (review order), then per task (in page
+/// order) its files, each linking to its header.
+pub fn tree(instances: &[&InstanceReport], tasks: &[&TaskReport]) -> String {
     let mut out = String::from(
         "<nav class=\"tree\" aria-label=\"Files\"><div class=\"tree-head\">Files</div>\n",
     );
-    for t in tasks {
-        let _ = write!(
-            out,
-            "<details class=\"tree-task\" data-status=\"{status}\"{open}><summary>\
-             <span class=\"dot {status}\"></span><a href=\"#task-{id}\">{id}</a>\
-             <span class=\"count\">{n}</span></summary>",
-            status = t.status.as_str(),
-            open = if t.changes.len() <= TREE_OPEN_FILES && !t.changes.is_empty() {
-                " open"
-            } else {
-                ""
-            },
-            id = escape(&t.id),
-            n = t.changes.len()
+    if !instances.is_empty() {
+        out.push_str("<div class=\"tree-sub\">Whole change</div>\n");
+    }
+    for inst in instances {
+        let key = instance_key(&inst.name);
+        group(
+            &mut out,
+            &key,
+            &format!("instance-{}", escape(&inst.name)),
+            "whole",
+            &inst.name,
+            &inst.changes,
         );
-        if !t.changes.is_empty() {
-            out.push_str("<ul>");
-            for (n, c) in t.changes.iter().enumerate() {
-                let (dir, name) = c.path.rsplit_once('/').unwrap_or(("", &c.path));
-                let _ = write!(
-                    out,
-                    "<li><a href=\"#{}\" title=\"{}\"><span class=\"kind-mark {kind}\"></span>\
-                     {}<span class=\"dir\">{}</span></a></li>",
-                    file_id(&t.id, n),
-                    escape(&c.path),
-                    escape(name),
-                    escape(dir),
-                    kind = c.kind.as_str()
-                );
-            }
-            out.push_str("</ul>");
-        }
-        out.push_str("</details>\n");
+    }
+    if !instances.is_empty() {
+        out.push_str("<div class=\"tree-sub\">Per task</div>\n");
+    }
+    for t in tasks {
+        group(
+            &mut out,
+            &t.id,
+            &format!("task-{}", escape(&t.id)),
+            t.status.as_str(),
+            &t.id,
+            &t.changes,
+        );
     }
     out.push_str("</nav>\n");
     out
+}
+
+/// The key of an instance's files in [`Files::change`] and the jump list: `@<name>`, as
+/// no task id holds an `@`.
+pub fn instance_key(name: &str) -> String {
+    format!("@{name}")
+}
+
+/// One entry of the jump list: a summary linking to `anchor`, then its files.
+fn group(out: &mut String, key: &str, anchor: &str, status: &str, label: &str, changes: &[Change]) {
+    let _ = write!(
+        out,
+        "<details class=\"tree-task\" data-status=\"{status}\"{open}><summary>\
+         <span class=\"dot {status}\"></span><a href=\"#{anchor}\">{label}</a>\
+         <span class=\"count\">{n}</span></summary>",
+        open = if changes.len() <= TREE_OPEN_FILES && !changes.is_empty() {
+            " open"
+        } else {
+            ""
+        },
+        label = escape(label),
+        n = changes.len()
+    );
+    if !changes.is_empty() {
+        out.push_str("<ul>");
+        for (n, c) in changes.iter().enumerate() {
+            let (dir, name) = c.path.rsplit_once('/').unwrap_or(("", &c.path));
+            let _ = write!(
+                out,
+                "<li><a href=\"#{}\" title=\"{}\"><span class=\"kind-mark {kind}\"></span>\
+                 {}<span class=\"dir\">{}</span></a></li>",
+                file_id(key, n),
+                escape(&c.path),
+                escape(name),
+                escape(dir),
+                kind = c.kind.as_str()
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</details>\n");
 }
 
 /// What a diff table cannot show: symlink targets, binary sizes, mode changes, empty files.
