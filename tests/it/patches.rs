@@ -1,6 +1,7 @@
 //! The patch contract end to end: snapshot a tree, change it, write the patch with the
-//! library, and check that real `git apply` on a copy of the before-state reproduces every
-//! text file of the after-state byte for byte, with its executable bit.
+//! library, and check that real `git apply` on a copy of the before-state reproduces the
+//! after-state byte for byte: text and binary files with their executable bits, empty
+//! files, symlinks, deletions and type changes (folders only as what they hold).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,22 +64,17 @@ impl Fixture {
             "git apply failed: {}\n--- patch ---\n{patch}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let want = text_files(&self.original());
-        let got = text_files(&self.copy());
+        let want = tree(&self.original());
+        let got = tree(&self.copy());
         assert_eq!(
             want.keys().collect::<Vec<_>>(),
             got.keys().collect::<Vec<_>>(),
-            "text files differ\n--- patch ---\n{patch}"
+            "the trees differ\n--- patch ---\n{patch}"
         );
-        for (path, (bytes, exec)) in &want {
-            let (got_bytes, got_exec) = &got[path];
+        for (path, node) in &want {
             assert!(
-                bytes == got_bytes,
+                node == &got[path],
                 "`{path}` differs\n--- patch ---\n{patch}"
-            );
-            assert_eq!(
-                exec, got_exec,
-                "`{path}` executable bit\n--- patch ---\n{patch}"
             );
         }
         Some(patch)
@@ -102,30 +98,36 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Every regular text file below `root`: relative path to (content, owner-executable).
-fn text_files(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
+/// What a tree holds, path by path. Folders are not entries (a patch cannot carry an empty
+/// one): a folder shows as the files in it.
+#[derive(Debug, PartialEq)]
+enum Node {
+    /// Content and owner-executable bit.
+    File(Vec<u8>, bool),
+    Link(PathBuf),
+}
+
+/// Every file and symlink below `root`, never following a link.
+fn tree(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
             let ft = entry.file_type().unwrap();
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .display()
+                .to_string();
             if ft.is_dir() {
                 stack.push(entry.path());
-            } else if ft.is_file() {
-                let bytes = fs::read(entry.path()).unwrap();
-                let binary = bytes[..bytes.len().min(8192)].contains(&0)
-                    || std::str::from_utf8(&bytes).is_err();
-                if !binary {
-                    let exec = entry.metadata().unwrap().permissions().mode() & 0o100 != 0;
-                    let rel = entry
-                        .path()
-                        .strip_prefix(root)
-                        .unwrap()
-                        .display()
-                        .to_string();
-                    out.insert(rel, (bytes, exec));
-                }
+            } else if ft.is_symlink() {
+                out.insert(rel, Node::Link(fs::read_link(entry.path()).unwrap()));
+            } else {
+                let exec = entry.metadata().unwrap().permissions().mode() & 0o100 != 0;
+                out.insert(rel, Node::File(fs::read(entry.path()).unwrap(), exec));
             }
         }
     }
@@ -203,31 +205,106 @@ fn git_apply_reproduces_every_text_change() {
     write(&r, "new dir/with space.txt", "x\n", 0o755);
 
     let patch = fx.patch_and_apply().expect("a patch");
-    // Binary and symlink changes are not in the patch.
-    assert!(
-        !patch.contains("new.bin") && !patch.contains("data.bin"),
-        "{patch}"
-    );
-    assert!(!patch.contains("diff --git a/link b/link"), "{patch}");
     assert!(
         patch.contains("old mode 100644\nnew mode 100755\n"),
         "{patch}"
     );
     assert!(patch.contains("diff --git a/new_empty.txt b/new_empty.txt\nnew file mode 100644\n"));
+    assert!(patch.contains("GIT binary patch"), "{patch}");
     assert_eq!(
         fs::read_link(fx.copy().join("link")).unwrap(),
-        Path::new("README.md")
+        Path::new("src/lib.rs")
     );
 }
 
 #[test]
-fn no_text_change_means_no_patch() {
+fn git_apply_reproduces_binary_files_symlinks_and_type_changes() {
+    // Bytes of every value, and a large binary that deflates poorly.
+    let all_bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let mut noise = Vec::with_capacity(1_500_000);
+    let mut x: u32 = 12345;
+    for _ in 0..1_500_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        noise.push((x >> 16) as u8);
+    }
+    let fx = Fixture::new(|r| {
+        write(r, "bin/modified.bin", &all_bytes, 0o644);
+        write(r, "bin/deleted.bin", b"\x00gone", 0o644);
+        write(r, "bin/mode.bin", b"\x00mode", 0o644);
+        write(r, "bin/to_text.dat", b"\x00binary", 0o644);
+        write(r, "bin/from_text.dat", "text\n", 0o644);
+        write(r, "bin/latin1.txt", b"caf\xe9\n", 0o644);
+        write(r, "bin/large.bin", &noise, 0o644);
+        write(r, "file_to_link", "a file\n", 0o644);
+        write(r, "bin_to_link", b"\x00a binary", 0o755);
+        write(r, "file_to_dir", "a file\n", 0o644);
+        write(r, "dir_to_file/a.txt", "a\n", 0o644);
+        write(r, "dir_to_file/b.bin", b"\x00b", 0o644);
+        write(r, "empty_deleted", "", 0o644);
+        write(r, "sp ace.bin", b"\x00space", 0o644);
+        symlink("file_to_link", r.join("link_retargeted")).unwrap();
+        symlink("nowhere/at/all", r.join("link_deleted")).unwrap();
+        symlink("bin/modified.bin", r.join("link_to_file")).unwrap();
+        symlink("bin", r.join("link_to_dir")).unwrap();
+        symlink("x", r.join("link_to_bin")).unwrap();
+    });
+    let r = fx.original();
+    let mut changed = all_bytes.clone();
+    changed[5000] ^= 0xff;
+    changed.extend_from_slice(b"\x00tail");
+    write(&r, "bin/modified.bin", &changed, 0o644);
+    fs::remove_file(r.join("bin/deleted.bin")).unwrap();
+    fs::set_permissions(r.join("bin/mode.bin"), fs::Permissions::from_mode(0o755)).unwrap();
+    write(&r, "bin/to_text.dat", "now text\n", 0o644);
+    write(&r, "bin/from_text.dat", b"now\x00binary", 0o755);
+    write(&r, "bin/latin1.txt", b"na\xefve\n", 0o644);
+    noise[700_000] ^= 1;
+    write(&r, "bin/large.bin", &noise, 0o644);
+    write(&r, "bin/new.bin", b"\x7fELF\x00\x00\x01", 0o755);
+    write(&r, "bin/new_empty", "", 0o755);
+    for p in ["file_to_link", "bin_to_link"] {
+        fs::remove_file(r.join(p)).unwrap();
+        symlink("bin/new.bin", r.join(p)).unwrap();
+    }
+    fs::remove_file(r.join("file_to_dir")).unwrap();
+    write(&r, "file_to_dir/inner.bin", b"\x00in", 0o644);
+    write(&r, "file_to_dir/inner.txt", "in\n", 0o644);
+    fs::remove_dir_all(r.join("dir_to_file")).unwrap();
+    write(&r, "dir_to_file", b"\x00now a binary file", 0o644);
+    fs::remove_file(r.join("empty_deleted")).unwrap();
+    write(&r, "sp ace.bin", b"\x00space, edited", 0o644);
+    fs::remove_file(r.join("link_retargeted")).unwrap();
+    symlink("../outside/the/tree", r.join("link_retargeted")).unwrap();
+    fs::remove_file(r.join("link_deleted")).unwrap();
+    fs::remove_file(r.join("link_to_file")).unwrap();
+    write(&r, "link_to_file", "a file now\n", 0o644);
+    fs::remove_file(r.join("link_to_dir")).unwrap();
+    write(&r, "link_to_dir/x.txt", "x\n", 0o644);
+    fs::remove_file(r.join("link_to_bin")).unwrap();
+    write(&r, "link_to_bin", b"\x00\x01", 0o644);
+    symlink("with\nnewline", r.join("link_new")).unwrap();
+
+    let patch = fx.patch_and_apply().expect("a patch");
+    assert!(patch.contains("new file mode 120000\n"), "{patch}");
+    assert!(patch.contains("deleted file mode 120000\n"), "{patch}");
+    assert!(patch.contains("literal 1500000\n"), "large binary");
+}
+
+#[test]
+fn no_change_means_no_patch_and_a_binary_change_is_one() {
     let fx = Fixture::new(|r| {
         write(r, "a.txt", "a\n", 0o644);
         write(r, "b.bin", b"\x00", 0o644);
     });
-    write(&fx.original(), "b.bin", b"\x00\x01", 0o644);
     assert_eq!(fx.patch_and_apply(), None);
+    write(&fx.original(), "b.bin", b"\x00\x01", 0o644);
+    let patch = fx
+        .patch_and_apply()
+        .expect("a binary change is in the patch");
+    assert!(
+        patch.starts_with("diff --git a/b.bin b/b.bin\nindex "),
+        "{patch}"
+    );
 }
 
 /// One file's fate: its before content (if any) and how the after-state is made.

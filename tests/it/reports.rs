@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use borg_batch::config::{self, Format};
 use borg_batch::report::{
-    AttemptReport, Change, ChangeKind, Report, Status, Summary, TaskReport, TestCounts,
-    TestFailure, html, markdown, render, summary,
+    AttemptReport, Change, ChangeKind, InstanceReport, Report, Status, Summary, TaskReport,
+    TestCounts, TestFailure, html, markdown, render, summary,
 };
 use borg_batch::runner::events::{Event, Reporter};
 
@@ -215,6 +215,31 @@ pub fn sample() -> Report {
     never.carried_over = true;
 
     let tasks = vec![schema, auth, slow, docs, deploy, flaky, lint, never];
+    // In review order: the last instance of the pipeline first.
+    let instances = vec![
+        InstanceReport {
+            name: "tester".into(),
+            changes: vec![text_change(
+                "tests/auth_test.rs",
+                ChangeKind::Added,
+                "--- /dev/null\n+++ b/tests/auth_test.rs\n@@ -0,0 +1 @@\n+#[test] fn login() {}\n",
+            )],
+            patch: Some("diffs/tester.patch".into()),
+            in_shard: None,
+        },
+        InstanceReport {
+            name: "dev".into(),
+            changes: tasks[1].changes.clone(),
+            patch: Some("diffs/dev.patch".into()),
+            in_shard: None,
+        },
+        InstanceReport {
+            name: "ops".into(),
+            changes: vec![],
+            patch: None,
+            in_shard: None,
+        },
+    ];
     Report {
         run_id: "8c1e2d7a-3b4f-4e5a-9c6d-7e8f9a0b1c2d".into(),
         plan: "plans/feature.yaml".into(),
@@ -225,6 +250,7 @@ pub fn sample() -> Report {
         finished_at: "2025-01-02T10:07:31Z".into(),
         summary: Summary::of(&tasks),
         tasks,
+        instances,
     }
 }
 
@@ -671,6 +697,33 @@ fn html_renders_in_headless_chromium() {
             t.id
         );
     }
+    // The page opens on each instance's whole change, before the per-task cards.
+    let whole = dom
+        .find("id=\"whole-change\"")
+        .expect("the whole-change section");
+    let first_card = dom.find("id=\"task-").expect("task cards");
+    assert!(whole < first_card, "the whole change comes first");
+    let (tester, dev) = (
+        dom.find("id=\"instance-tester\"")
+            .expect("tester's whole change"),
+        dom.find("id=\"instance-dev\"").expect("dev's whole change"),
+    );
+    assert!(
+        tester < dev && dev < first_card,
+        "instances in review order"
+    );
+    assert!(
+        dom.contains("href=\"diffs/tester.patch\""),
+        "the instance patch is linked"
+    );
+    assert!(
+        !dom.contains("id=\"instance-ops\""),
+        "an instance without changes has no section"
+    );
+    assert!(
+        dom.contains("href=\"#f-@tester-0\""),
+        "the jump list holds the instance's files"
+    );
     assert!(
         dom.contains("&lt;script&gt;alert(1)"),
         "escaped script is not text"

@@ -11,6 +11,7 @@ mod scheduling;
 mod selection;
 mod statuses;
 mod terminal;
+mod whole;
 mod workspaces;
 
 /// A chain of needs over two instances (`base` → `mid` → `top`) and a task apart (`other`).
