@@ -44,7 +44,10 @@ pub fn render(report: &Report) -> String {
         .filter(|t| has_details(t))
         .collect();
     if !tasks.is_empty() {
-        out.push_str("\n## Details per task\n\n");
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str("## Details per task\n\n");
     }
     for (i, task) in tasks.iter().enumerate() {
         let full = details(task, true);

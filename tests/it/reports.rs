@@ -301,9 +301,17 @@ fn markdown_fences_hold_backticks_and_details() {
     assert!(!prose.contains("<script"), "raw HTML leaked: {prose}");
     assert!(!prose.contains("<img"), "raw HTML leaked: {prose}");
     assert!(md.contains(XSS), "the diff shows the file as it is");
-    // Outside the fences, every `<details>` and `</details>` is one of ours.
-    assert_eq!(prose.matches("<details").count(), 7);
-    assert_eq!(prose.matches("</details>").count(), 7);
+    // Outside the fences, every `<details>` and `</details>` is one of ours: the two
+    // instances that changed, then the seven tasks with details.
+    assert_eq!(prose.matches("<details").count(), 9);
+    assert_eq!(prose.matches("</details>").count(), 9);
+    // The whole change opens the details, the last instance of the pipeline first.
+    let whole = md.find("## Whole change per instance").expect("whole-change section");
+    let tester = md.find("<code>tester</code> — 1 changed path").expect("tester's");
+    let dev = md.find("<code>dev</code> — ").expect("dev's");
+    let tasks = md.find("## Details").expect("per-task details");
+    assert!(whole < tester && tester < dev && dev < tasks, "{md}");
+    assert!(md.contains("Patch: `diffs/tester.patch`"), "{md}");
 }
 
 /// The Markdown with every fenced code block left out (CommonMark's fence rules: a fence
