@@ -306,8 +306,12 @@ fn markdown_fences_hold_backticks_and_details() {
     assert_eq!(prose.matches("<details").count(), 9);
     assert_eq!(prose.matches("</details>").count(), 9);
     // The whole change opens the details, the last instance of the pipeline first.
-    let whole = md.find("## Whole change per instance").expect("whole-change section");
-    let tester = md.find("<code>tester</code> — 1 changed path").expect("tester's");
+    let whole = md
+        .find("## Whole change per instance")
+        .expect("whole-change section");
+    let tester = md
+        .find("<code>tester</code> — 1 changed path")
+        .expect("tester's");
     let dev = md.find("<code>dev</code> — ").expect("dev's");
     let tasks = md.find("## Details").expect("per-task details");
     assert!(whole < tester && tester < dev && dev < tasks, "{md}");
