@@ -249,7 +249,7 @@ fn git_apply_reproduces_binary_files_symlinks_and_type_changes() {
         symlink("x", r.join("link_to_bin")).unwrap();
     });
     let r = fx.original();
-    let mut changed = all_bytes.clone();
+    let mut changed = all_bytes;
     changed[5000] ^= 0xff;
     changed.extend_from_slice(b"\x00tail");
     write(&r, "bin/modified.bin", &changed, 0o644);
