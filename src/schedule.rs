@@ -91,12 +91,7 @@ impl Scheduler {
         selected: &BTreeSet<String>,
         latest: &dyn Fn(&str) -> Option<Status>,
     ) -> Scheduler {
-        let index: BTreeMap<&str, usize> = plan
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
-            .collect();
+        let index = plan.task_indices();
         let mut carried = BTreeMap::new();
         let state = plan
             .tasks

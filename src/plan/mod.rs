@@ -221,6 +221,15 @@ impl Plan {
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }
+
+    /// Each task's position in file order, by id.
+    pub fn task_indices(&self) -> std::collections::BTreeMap<&str, usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect()
+    }
 }
 
 /// Checks a name for instances, tasks and plans: `[a-z0-9][a-z0-9._-]{0,63}` and not made

@@ -114,12 +114,7 @@ pub(super) fn redact_changes(ctx: &RunContext<'_>, changes: &mut [Change]) {
 /// The plan's instances, deepest along `needs` first (its longest chain of needs ending
 /// in one of its tasks), ties in plan order.
 pub(crate) fn review_order(plan: &Plan) -> Vec<&str> {
-    let index: BTreeMap<&str, usize> = plan
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
-        .collect();
+    let index = plan.task_indices();
     // Depth per task, iteratively (a plan is acyclic once validated; a need on an unknown
     // id, impossible here too, counts as nothing).
     let mut depth: Vec<Option<usize>> = vec![None; plan.tasks.len()];
